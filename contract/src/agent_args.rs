@@ -1,0 +1,214 @@
+//! The command lines the policy writes for the agent roles, and that the agent parses.
+//!
+//! The policy builds them with [`InitCommand`], [`LaunchCommand`] and [`SidecarCommand`];
+//! the agent's argument parser uses the same [`flags`] and [`subcommands`] names and has a
+//! test that parses what these builders produce.
+
+/// Subcommand names of `oras-agent`.
+pub mod subcommands {
+    pub const INIT: &str = "init";
+    pub const LAUNCH: &str = "launch";
+    pub const SIDECAR: &str = "sidecar";
+}
+
+/// Long flag names (without the leading `--`).
+pub mod flags {
+    pub const SHARE: &str = "share";
+    pub const INPUT: &str = "input";
+    pub const NO_UNPACK: &str = "no-unpack";
+    pub const OUTPUT: &str = "output";
+    pub const INPUT_PATH: &str = "input-path";
+    pub const OUTPUT_PATH: &str = "output-path";
+    pub const OUTPUT_PIPE: &str = "output-pipe";
+    pub const PUSH_ON_FAILURE: &str = "push-on-failure";
+    pub const WAIT_PUSH: &str = "wait-push";
+    pub const PLAIN_HTTP: &str = "plain-http";
+    pub const DEBUG: &str = "debug";
+}
+
+/// Settings every role that talks to a registry shares.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Transport {
+    /// Talk plain HTTP instead of HTTPS.
+    pub plain_http: bool,
+    /// Log every resolved setting.
+    pub debug: bool,
+}
+
+/// `oras-agent init`: install the agent into the share and pull the inputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitCommand {
+    pub share: String,
+    /// Fully qualified references, in annotation order.
+    pub inputs: Vec<String>,
+    pub unpack: bool,
+    pub transport: Transport,
+}
+
+/// `oras-agent launch`: wrap the application's command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchCommand {
+    pub share: String,
+    pub input_path: Option<String>,
+    pub output_path: Option<String>,
+    pub output_pipe: Option<String>,
+    pub push_on_failure: bool,
+    /// Wait for the sidecar's push result before exiting (there is an output).
+    pub wait_push: bool,
+    pub debug: bool,
+    /// The application's original command followed by its args, one argv item each.
+    pub command: Vec<String>,
+}
+
+/// `oras-agent sidecar`: wait for the application, push its output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SidecarCommand {
+    pub share: String,
+    /// Fully qualified reference of the output.
+    pub output: String,
+    pub push_on_failure: bool,
+    pub transport: Transport,
+}
+
+fn flag(name: &str) -> String {
+    format!("--{name}")
+}
+
+fn push_flag(argv: &mut Vec<String>, name: &str, on: bool) {
+    if on {
+        argv.push(flag(name));
+    }
+}
+
+fn push_option(argv: &mut Vec<String>, name: &str, value: Option<&str>) {
+    if let Some(value) = value {
+        argv.push(flag(name));
+        argv.push(value.to_string());
+    }
+}
+
+impl Transport {
+    fn append_to(&self, argv: &mut Vec<String>) {
+        push_flag(argv, flags::PLAIN_HTTP, self.plain_http);
+        push_flag(argv, flags::DEBUG, self.debug);
+    }
+}
+
+impl InitCommand {
+    /// Arguments after the program name.
+    pub fn argv(&self) -> Vec<String> {
+        let mut argv = vec![subcommands::INIT.to_string()];
+        push_option(&mut argv, flags::SHARE, Some(&self.share));
+        for input in &self.inputs {
+            push_option(&mut argv, flags::INPUT, Some(input));
+        }
+        push_flag(&mut argv, flags::NO_UNPACK, !self.unpack);
+        self.transport.append_to(&mut argv);
+        argv
+    }
+}
+
+impl LaunchCommand {
+    /// Arguments after the program name; the application's command follows `--`.
+    pub fn argv(&self) -> Vec<String> {
+        let mut argv = vec![subcommands::LAUNCH.to_string()];
+        push_option(&mut argv, flags::SHARE, Some(&self.share));
+        push_option(&mut argv, flags::INPUT_PATH, self.input_path.as_deref());
+        push_option(&mut argv, flags::OUTPUT_PATH, self.output_path.as_deref());
+        push_option(&mut argv, flags::OUTPUT_PIPE, self.output_pipe.as_deref());
+        push_flag(&mut argv, flags::PUSH_ON_FAILURE, self.push_on_failure);
+        push_flag(&mut argv, flags::WAIT_PUSH, self.wait_push);
+        push_flag(&mut argv, flags::DEBUG, self.debug);
+        argv.push("--".to_string());
+        argv.extend(self.command.iter().cloned());
+        argv
+    }
+}
+
+impl SidecarCommand {
+    /// Arguments after the program name.
+    pub fn argv(&self) -> Vec<String> {
+        let mut argv = vec![subcommands::SIDECAR.to_string()];
+        push_option(&mut argv, flags::SHARE, Some(&self.share));
+        push_option(&mut argv, flags::OUTPUT, Some(&self.output));
+        push_flag(&mut argv, flags::PUSH_ON_FAILURE, self.push_on_failure);
+        self.transport.append_to(&mut argv);
+        argv
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_lists_every_input_in_order() {
+        let init = InitCommand {
+            share: "/mnt/oras".into(),
+            inputs: vec!["r:5000/a:1".into(), "r:5000/b:2".into()],
+            unpack: false,
+            transport: Transport {
+                plain_http: true,
+                debug: false,
+            },
+        };
+        assert_eq!(
+            init.argv(),
+            [
+                "init",
+                "--share",
+                "/mnt/oras",
+                "--input",
+                "r:5000/a:1",
+                "--input",
+                "r:5000/b:2",
+                "--no-unpack",
+                "--plain-http"
+            ]
+        );
+    }
+
+    #[test]
+    fn launch_keeps_the_command_as_separate_items_after_the_separator() {
+        let launch = LaunchCommand {
+            share: "/mnt/oras".into(),
+            input_path: None,
+            output_path: Some("out dir".into()),
+            output_pipe: None,
+            push_on_failure: false,
+            wait_push: true,
+            debug: true,
+            command: vec!["sh".into(), "-c".into(), "echo a; echo b".into()],
+        };
+        assert_eq!(
+            launch.argv(),
+            [
+                "launch",
+                "--share",
+                "/mnt/oras",
+                "--output-path",
+                "out dir",
+                "--wait-push",
+                "--debug",
+                "--",
+                "sh",
+                "-c",
+                "echo a; echo b"
+            ]
+        );
+    }
+
+    #[test]
+    fn sidecar_names_the_output() {
+        let sidecar = SidecarCommand {
+            share: "/s".into(),
+            output: "h/x:y".into(),
+            push_on_failure: true,
+            transport: Transport::default(),
+        };
+        assert_eq!(
+            sidecar.argv(),
+            ["sidecar", "--share", "/s", "--output", "h/x:y", "--push-on-failure"]
+        );
+    }
+}
