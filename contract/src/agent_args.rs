@@ -208,7 +208,14 @@ mod tests {
         };
         assert_eq!(
             sidecar.argv(),
-            ["sidecar", "--share", "/s", "--output", "h/x:y", "--push-on-failure"]
+            [
+                "sidecar",
+                "--share",
+                "/s",
+                "--output",
+                "h/x:y",
+                "--push-on-failure"
+            ]
         );
     }
 }

@@ -1,0 +1,63 @@
+# oras-operator (Rust). `make demo` shows it working; `make test` is what CI runs.
+
+CARGO ?= cargo
+WASM_TARGET := wasm32-wasip1
+MUSL_TARGET := x86_64-unknown-linux-musl
+TARGET_DIR ?= $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+POLICY_BUILD := $(TARGET_DIR)/$(WASM_TARGET)/policy/oras_policy.wasm
+KWCTL := $(shell command -v kwctl 2>/dev/null)
+POLICY_SOURCES := $(shell find policy/src contract/src -name '*.rs') policy/Cargo.toml contract/Cargo.toml Cargo.toml Cargo.lock
+
+.PHONY: all test fmt fmt-check lint unit-tests e2e-tests demo bench-policy agent-static clean
+
+all: annotated-policy.wasm
+
+## The policy compiled to wasm (Kubewarden convention: policy.wasm at the root).
+policy.wasm: $(POLICY_SOURCES)
+	$(CARGO) build -p oras-policy --target $(WASM_TARGET) --profile policy
+	cp $(POLICY_BUILD) $@
+
+## policy.wasm with its metadata embedded, as `kwctl annotate` writes it.
+annotated-policy.wasm: policy.wasm metadata.yml README.md
+ifdef KWCTL
+	$(KWCTL) annotate -m metadata.yml -u README.md -o $@ policy.wasm
+else
+	$(CARGO) run -q -p oras-policy-tool -- annotate -m metadata.yml -u README.md -o $@ policy.wasm
+endif
+
+## What CI runs: formatting, lints, and every test (host and wasm).
+test: fmt-check lint policy.wasm
+	$(CARGO) test --workspace
+
+unit-tests:
+	$(CARGO) test --workspace --exclude oras-e2e
+
+## The compiled policy through the waPC host, and the other end-to-end checks.
+e2e-tests: policy.wasm
+	$(CARGO) test -p oras-e2e
+
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## Builds the policy and shows, for every example request, what it answers.
+demo: policy.wasm
+	$(CARGO) run -q -p oras-e2e --bin policy-demo
+
+## One `validate` call through the waPC host, timed (release build).
+bench-policy: policy.wasm
+	$(CARGO) run --release -p oras-e2e --bin policy-bench
+
+## The agent as one static binary.
+agent-static:
+	$(CARGO) build --release -p oras-agent --target $(MUSL_TARGET)
+	@echo "built $(TARGET_DIR)/$(MUSL_TARGET)/release/oras-agent"
+
+clean:
+	$(CARGO) clean
+	rm -f policy.wasm annotated-policy.wasm

@@ -1,0 +1,59 @@
+//! The policy tool's `annotate` writes the metadata section Kubewarden reads, and the
+//! annotated module still evaluates.
+
+use std::process::Command;
+
+use oras_e2e::policy_host::PolicyHost;
+use oras_e2e::workspace;
+use serde_json::{Value, json};
+
+#[test]
+fn annotate_embeds_metadata_and_usage_and_keeps_the_policy_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("annotated.wasm");
+    let root = workspace::root();
+    let status = Command::new(env!("CARGO"))
+        .current_dir(&root)
+        .args([
+            "run",
+            "-q",
+            "-p",
+            "oras-policy-tool",
+            "--",
+            "annotate",
+            "-m",
+            "metadata.yml",
+            "-u",
+            "README.md",
+            "-o",
+        ])
+        .arg(&output)
+        .arg(workspace::policy_wasm())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let module = std::fs::read(&output).unwrap();
+    let section =
+        oras_policy_tool::wasm_sections::read_custom(&module, oras_policy_tool::METADATA_SECTION)
+            .unwrap()
+            .expect("the metadata section is there");
+    let text = std::str::from_utf8(&section).unwrap();
+    assert!(!text.contains('\n'), "the metadata is compact JSON");
+    let metadata: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(metadata["protocolVersion"], "v1");
+    assert_eq!(metadata["mutating"], true);
+    assert_eq!(metadata["executionMode"], "kubewarden-wapc");
+    assert_eq!(metadata["rules"][0]["resources"], json!(["pods"]));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert_eq!(
+        metadata["annotations"]["io.kubewarden.policy.usage"],
+        readme
+    );
+    assert_eq!(
+        metadata["annotations"]["io.kubewarden.policy.title"],
+        "oras-operator"
+    );
+
+    let host = PolicyHost::from_bytes(&module).unwrap();
+    assert_eq!(host.protocol_version().unwrap(), json!("v1"));
+}

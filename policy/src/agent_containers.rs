@@ -1,0 +1,179 @@
+//! The containers the policy adds: `oras-init` and the native sidecar `oras`.
+
+use oras_contract::agent_args::{InitCommand, SidecarCommand, Transport};
+use oras_contract::pod::{
+    AGENT_BINARY, INIT_CONTAINER, SHARE_MOUNT_PATH, SHARE_VOLUME, SIDECAR_CONTAINER,
+};
+use serde_json::{Value, json};
+
+use crate::plan::Plan;
+use crate::settings::AgentResources;
+
+/// The unprivileged user of the agent image.
+const AGENT_USER: u32 = 65532;
+
+/// The `oras-init` init container: installs the agent into the share and pulls inputs.
+pub fn init_container(plan: &Plan, resources: &AgentResources) -> Value {
+    let command = InitCommand {
+        share: SHARE_MOUNT_PATH.to_string(),
+        inputs: plan.inputs.clone(),
+        unpack: plan.unpack,
+        transport: transport(plan),
+    };
+    agent_container(INIT_CONTAINER, command.argv(), plan, resources)
+}
+
+/// The native sidecar `oras`: waits for the launcher, pushes the output.
+pub fn sidecar_container(plan: &Plan, output: &str, resources: &AgentResources) -> Value {
+    let command = SidecarCommand {
+        share: SHARE_MOUNT_PATH.to_string(),
+        output: output.to_string(),
+        push_on_failure: plan.push_on_failure,
+        transport: transport(plan),
+    };
+    let mut container = agent_container(SIDECAR_CONTAINER, command.argv(), plan, resources);
+    container["restartPolicy"] = json!("Always");
+    container
+}
+
+/// The share volume mount every container that uses the share gets.
+pub fn share_mount() -> Value {
+    json!({"name": SHARE_VOLUME, "mountPath": SHARE_MOUNT_PATH})
+}
+
+fn transport(plan: &Plan) -> Transport {
+    Transport {
+        plain_http: plan.plain_http,
+        debug: plan.debug,
+    }
+}
+
+fn agent_container(
+    name: &str,
+    args: Vec<String>,
+    plan: &Plan,
+    resources: &AgentResources,
+) -> Value {
+    let mut container = json!({
+        "name": name,
+        "image": plan.agent_image,
+        "command": [AGENT_BINARY],
+        "args": args,
+        "volumeMounts": [share_mount()],
+        "resources": resources_json(resources),
+        "securityContext": restricted_security_context(),
+    });
+    if let Some(secret) = &plan.oras_env {
+        container["envFrom"] = json!([{"secretRef": {"name": secret}}]);
+    }
+    container
+}
+
+fn resources_json(resources: &AgentResources) -> Value {
+    let mut value = json!({});
+    if !resources.requests.is_empty() {
+        value["requests"] = json!(resources.requests);
+    }
+    if !resources.limits.is_empty() {
+        value["limits"] = json!(resources.limits);
+    }
+    value
+}
+
+/// What the pod-security `restricted` profile requires, plus a read-only root.
+fn restricted_security_context() -> Value {
+    json!({
+        "allowPrivilegeEscalation": false,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": true,
+        "runAsNonRoot": true,
+        "runAsUser": AGENT_USER,
+        "runAsGroup": AGENT_USER,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Plan {
+        Plan {
+            registry: "r:5000".into(),
+            plain_http: true,
+            inputs: vec!["r:5000/a:1".into()],
+            output: Some("r:5000/b:2".into()),
+            input_path: None,
+            output_path: Some("out".into()),
+            output_pipe: None,
+            container: None,
+            oras_env: None,
+            agent_image: "agent:1".into(),
+            unpack: true,
+            debug: false,
+            push_on_failure: false,
+        }
+    }
+
+    #[test]
+    fn init_runs_the_agent_with_the_inputs_and_the_restricted_profile() {
+        let init = init_container(&plan(), &AgentResources::default());
+        assert_eq!(init["name"], "oras-init");
+        assert_eq!(init["image"], "agent:1");
+        assert_eq!(init["command"], json!(["oras-agent"]));
+        assert_eq!(
+            init["args"],
+            json!([
+                "init",
+                "--share",
+                "/mnt/oras",
+                "--input",
+                "r:5000/a:1",
+                "--plain-http"
+            ])
+        );
+        assert_eq!(init["securityContext"]["runAsNonRoot"], true);
+        assert_eq!(
+            init["securityContext"]["capabilities"]["drop"],
+            json!(["ALL"])
+        );
+        assert_eq!(init["resources"]["requests"]["cpu"], "10m");
+        assert!(init.get("restartPolicy").is_none());
+        assert!(init.get("envFrom").is_none());
+    }
+
+    #[test]
+    fn the_sidecar_restarts_always_and_gets_the_credentials() {
+        let mut plan = plan();
+        plan.oras_env = Some("oras-env".into());
+        plan.push_on_failure = true;
+        let sidecar = sidecar_container(&plan, "r:5000/b:2", &AgentResources::default());
+        assert_eq!(sidecar["name"], "oras");
+        assert_eq!(sidecar["restartPolicy"], "Always");
+        assert_eq!(
+            sidecar["args"],
+            json!([
+                "sidecar",
+                "--share",
+                "/mnt/oras",
+                "--output",
+                "r:5000/b:2",
+                "--push-on-failure",
+                "--plain-http"
+            ])
+        );
+        assert_eq!(
+            sidecar["envFrom"],
+            json!([{"secretRef": {"name": "oras-env"}}])
+        );
+    }
+
+    #[test]
+    fn empty_resource_settings_leave_no_empty_maps() {
+        let none = AgentResources {
+            requests: Default::default(),
+            limits: Default::default(),
+        };
+        assert_eq!(init_container(&plan(), &none)["resources"], json!({}));
+    }
+}

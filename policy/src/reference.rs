@@ -1,0 +1,338 @@
+//! The URI grammar of the annotations: `repository[:tag][@digest]`, relative to a
+//! registry, and the `host[:port]` grammar of registries.
+
+use std::fmt;
+
+const MAX_REPOSITORY_LEN: usize = 255;
+const MAX_TAG_LEN: usize = 128;
+const DEFAULT_TAG: &str = "latest";
+
+/// A reference without its registry, as users write it in `input-uri` / `output-uri`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    repository: String,
+    tag: Option<String>,
+    digest: Option<String>,
+}
+
+impl Reference {
+    /// Parses `dinosaur/hello-world:input`, `data@sha256:...` or `data` (tag `latest`).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.is_empty() {
+            return Err("is empty".into());
+        }
+        if text.contains("://") {
+            return Err("must not have a scheme: write repository[:tag|@digest]".into());
+        }
+        let (name, digest) = match text.split_once('@') {
+            Some((name, digest)) => (name, Some(digest)),
+            None => (text, None),
+        };
+        let last_slash = name.rfind('/').map_or(0, |at| at + 1);
+        let (repository, tag) = match name[last_slash..].rfind(':') {
+            Some(at) => (&name[..last_slash + at], Some(&name[last_slash + at + 1..])),
+            None => (name, None),
+        };
+        check_repository(repository)?;
+        if let Some(tag) = tag {
+            check_tag(tag)?;
+        }
+        if let Some(digest) = digest {
+            check_digest(digest)?;
+        }
+        Ok(Self {
+            repository: repository.to_string(),
+            tag: tag.map(str::to_string),
+            digest: digest.map(str::to_string),
+        })
+    }
+
+    /// The fully qualified reference on `registry` (`host[:port]`); a reference with
+    /// neither tag nor digest gets the tag `latest`.
+    pub fn qualified(&self, registry: &str) -> String {
+        let mut text = format!("{registry}/{}", self.repository);
+        match (&self.tag, &self.digest) {
+            (Some(tag), _) => {
+                text.push(':');
+                text.push_str(tag);
+            }
+            (None, None) => {
+                text.push(':');
+                text.push_str(DEFAULT_TAG);
+            }
+            (None, Some(_)) => {}
+        }
+        if let Some(digest) = &self.digest {
+            text.push('@');
+            text.push_str(digest);
+        }
+        text
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.repository)?;
+        if let Some(tag) = &self.tag {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(digest) = &self.digest {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
+    }
+}
+
+fn check_repository(repository: &str) -> Result<(), String> {
+    if repository.is_empty() {
+        return Err("has no repository: write repository[:tag|@digest]".into());
+    }
+    if repository.len() > MAX_REPOSITORY_LEN {
+        return Err(format!(
+            "has a repository of {} characters; at most {MAX_REPOSITORY_LEN} are allowed",
+            repository.len()
+        ));
+    }
+    for component in repository.split('/') {
+        if !is_path_component(component) {
+            return Err(format!(
+                "has an invalid repository path component {component:?}: use lowercase letters and digits, separated by '.', '_', '__' or dashes"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
+fn is_path_component(component: &str) -> bool {
+    let bytes = component.as_bytes();
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if bytes.is_empty() || !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
+        return false;
+    }
+    let mut separator = String::new();
+    for &b in bytes {
+        if alnum(b) {
+            let valid = matches!(separator.as_str(), "" | "." | "_" | "__")
+                || separator.bytes().all(|s| s == b'-');
+            if !valid {
+                return false;
+            }
+            separator.clear();
+        } else if matches!(b, b'.' | b'_' | b'-') {
+            separator.push(b as char);
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`
+fn check_tag(tag: &str) -> Result<(), String> {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut chars = tag.chars();
+    let valid = tag.len() <= MAX_TAG_LEN
+        && chars.next().is_some_and(word)
+        && chars.all(|c| word(c) || c == '.' || c == '-');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "has an invalid tag {tag:?}: up to {MAX_TAG_LEN} letters, digits, '_', '.' or '-', not starting with '.' or '-'"
+        ))
+    }
+}
+
+fn check_digest(digest: &str) -> Result<(), String> {
+    let invalid = || {
+        format!("has an invalid digest {digest:?}: expected sha256:<64 hex> or sha512:<128 hex>")
+    };
+    let (algorithm, encoded) = digest.split_once(':').ok_or_else(invalid)?;
+    let expected_len = match algorithm {
+        "sha256" => 64,
+        "sha512" => 128,
+        _ => return Err(invalid()),
+    };
+    let lower_hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+    if encoded.len() == expected_len && encoded.chars().all(lower_hex) {
+        Ok(())
+    } else {
+        Err(invalid())
+    }
+}
+
+/// Checks a registry written as `host[:port]` (no scheme, no path).
+pub fn check_registry_host(text: &str) -> Result<(), String> {
+    if text.is_empty() {
+        return Err("is empty".into());
+    }
+    if text.contains("://") {
+        return Err("must not have a scheme: write host[:port]".into());
+    }
+    if text.contains('/') {
+        return Err("must not have a path: write host[:port]".into());
+    }
+    let port = if let Some(rest) = text.strip_prefix('[') {
+        let (address, after) = rest
+            .split_once(']')
+            .ok_or("has an unclosed '[' in its IPv6 address")?;
+        if address.is_empty() || !address.chars().all(|c| c.is_ascii_hexdigit() || c == ':') {
+            return Err(format!("has an invalid IPv6 address {address:?}"));
+        }
+        match after {
+            "" => None,
+            _ => Some(
+                after
+                    .strip_prefix(':')
+                    .ok_or("has text after its IPv6 address")?,
+            ),
+        }
+    } else {
+        let (host, port) = match text.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        };
+        check_hostname(host)?;
+        port
+    };
+    if let Some(port) = port {
+        match port.parse::<u16>() {
+            Ok(p) if p > 0 && port.chars().all(|c| c.is_ascii_digit()) => {}
+            _ => return Err(format!("has an invalid port {port:?}: expected 1-65535")),
+        }
+    }
+    Ok(())
+}
+
+fn check_hostname(host: &str) -> Result<(), String> {
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    if host.len() <= 253 && host.split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err(format!(
+            "has an invalid host name {host:?}: use letters, digits, '-' and '.'"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reference_without_tag_gets_latest() {
+        let reference = Reference::parse("dinosaur/hello-world").unwrap();
+        assert_eq!(
+            reference.qualified("oras.ns.svc.cluster.local:5000"),
+            "oras.ns.svc.cluster.local:5000/dinosaur/hello-world:latest"
+        );
+    }
+
+    #[test]
+    fn tags_and_digests_are_kept() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let with_tag = Reference::parse("dinosaur/hello-world:input").unwrap();
+        assert_eq!(with_tag.qualified("r:1"), "r:1/dinosaur/hello-world:input");
+        let with_digest = Reference::parse(&format!("data@{digest}")).unwrap();
+        assert_eq!(with_digest.qualified("r"), format!("r/data@{digest}"));
+        let both = Reference::parse(&format!("data:v1@{digest}")).unwrap();
+        assert_eq!(both.qualified("r"), format!("r/data:v1@{digest}"));
+        assert_eq!(both.to_string(), format!("data:v1@{digest}"));
+    }
+
+    #[test]
+    fn path_components_follow_the_distribution_grammar() {
+        for good in [
+            "a",
+            "a.b",
+            "a_b",
+            "a__b",
+            "a---b",
+            "metric/lammps",
+            "x0/y-1/z.2",
+        ] {
+            assert!(Reference::parse(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "A", "a..b", "a___b", "-a", "a-", "a//b", "/a", "a/", "a b", "a._b",
+        ] {
+            assert!(Reference::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bad_references_say_what_is_wrong() {
+        assert_eq!(Reference::parse("").unwrap_err(), "is empty");
+        assert!(Reference::parse("Dino/x").unwrap_err().contains("\"Dino\""));
+        assert!(
+            Reference::parse("dino:bad tag")
+                .unwrap_err()
+                .contains("invalid tag")
+        );
+        assert!(
+            Reference::parse("dino:.x")
+                .unwrap_err()
+                .contains("invalid tag")
+        );
+        assert!(
+            Reference::parse("dino@sha256:abc")
+                .unwrap_err()
+                .contains("invalid digest")
+        );
+        assert!(
+            Reference::parse("http://x/y")
+                .unwrap_err()
+                .contains("scheme")
+        );
+        assert!(
+            Reference::parse(":tag")
+                .unwrap_err()
+                .contains("no repository")
+        );
+        let long = "a".repeat(300);
+        assert!(
+            Reference::parse(&long)
+                .unwrap_err()
+                .contains("300 characters")
+        );
+        let long_tag = format!("a:{}", "t".repeat(129));
+        assert!(
+            Reference::parse(&long_tag)
+                .unwrap_err()
+                .contains("invalid tag")
+        );
+    }
+
+    #[test]
+    fn registry_hosts() {
+        for good in [
+            "ghcr.io",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "[::1]:5000",
+            "[fe80::1]",
+        ] {
+            assert!(check_registry_host(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "https://ghcr.io",
+            "ghcr.io/x",
+            "host:0",
+            "host:70000",
+            "host:",
+            "-h",
+            "[::1",
+            "a_b",
+        ] {
+            assert!(check_registry_host(bad).is_err(), "{bad}");
+        }
+    }
+}
