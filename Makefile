@@ -6,9 +6,10 @@ MUSL_TARGET := x86_64-unknown-linux-musl
 TARGET_DIR ?= $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 POLICY_BUILD := $(TARGET_DIR)/$(WASM_TARGET)/policy/oras_policy.wasm
 KWCTL := $(shell command -v kwctl 2>/dev/null)
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 POLICY_SOURCES := $(shell find policy/src contract/src -name '*.rs') policy/Cargo.toml contract/Cargo.toml Cargo.toml Cargo.lock
 
-.PHONY: all test fmt fmt-check lint unit-tests e2e-tests demo bench-policy agent-static clean
+.PHONY: all push-policy test fmt fmt-check lint unit-tests e2e-tests demo bench-policy agent-static clean
 
 all: annotated-policy.wasm
 
@@ -23,6 +24,17 @@ ifdef KWCTL
 	$(KWCTL) annotate -m metadata.yml -u README.md -o $@ policy.wasm
 else
 	$(CARGO) run -q -p oras-policy-tool -- annotate -m metadata.yml -u README.md -o $@ policy.wasm
+endif
+
+## Push the annotated policy: make push-policy REGISTRY=host[:port]/path [PLAIN_HTTP=1]
+push-policy: annotated-policy.wasm
+ifndef REGISTRY
+	$(error set REGISTRY=host[:port]/path, for example REGISTRY=ghcr.io/me/policies/oras-operator)
+endif
+ifdef KWCTL
+	$(KWCTL) push annotated-policy.wasm $(REGISTRY):v$(VERSION)
+else
+	$(CARGO) run -q -p oras-policy-tool -- push $(if $(PLAIN_HTTP),--plain-http) annotated-policy.wasm $(REGISTRY):v$(VERSION)
 endif
 
 ## What CI runs: formatting, lints, and every test (host and wasm).
