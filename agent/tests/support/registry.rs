@@ -180,6 +180,9 @@ fn header(headers: &[(String, String)], name: &str) -> Option<String> {
         .map(|(_, v)| v.clone())
 }
 
+/// Status, headers and body of a response.
+pub type Response = (u16, Vec<(String, String)>, Vec<u8>);
+
 /// A minimal HTTP/1.1 request to 127.0.0.1:`port` (Connection: close).
 pub fn http(
     port: u16,
@@ -187,7 +190,7 @@ pub fn http(
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+) -> std::io::Result<Response> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut request = format!(
