@@ -565,3 +565,72 @@ fn bad_references_are_refused_before_any_request() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("missing-file"));
     assert!(!Path::new(&work.path().join("out")).exists());
 }
+
+#[test]
+fn server_errors_and_429_are_retried_then_succeed() {
+    let registry = TestRegistry::start();
+    let work = tempfile::tempdir().unwrap();
+    write(&work.path().join("data.txt"), b"through a flaky front\n");
+    write(&work.path().join("tree/x.txt"), b"x\n");
+    agent_ok(
+        &[
+            "push",
+            "--plain-http",
+            &registry.reference("flaky/one:v1"),
+            "data.txt",
+            "tree",
+        ],
+        work.path(),
+    );
+    let front = support::flaky::FlakyFront::start(registry.port, 3);
+    let reference = format!("{}/flaky/one:v1", front.host());
+    let output = run_agent(
+        &["pull", "--plain-http", &reference, "-o", "out"],
+        work.path(),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(front.refused.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert!(stderr.contains("503"), "{stderr}");
+    assert!(stderr.contains("retrying"), "{stderr}");
+    assert_eq!(
+        fs::read_to_string(work.path().join("out/data.txt")).unwrap(),
+        "through a flaky front\n"
+    );
+    assert_eq!(
+        fs::read_to_string(work.path().join("out/tree/x.txt")).unwrap(),
+        "x\n"
+    );
+
+    // Pushing through the front works the same.
+    let front = support::flaky::FlakyFront::start(registry.port, 3);
+    let reference = format!("{}/flaky/two:v1", front.host());
+    agent_ok(
+        &["push", "--plain-http", &reference, "data.txt"],
+        work.path(),
+    );
+    assert_eq!(front.refused.load(std::sync::atomic::Ordering::SeqCst), 3);
+    registry.manifest("flaky/two", "v1");
+}
+
+#[test]
+fn registry_answering_503_for_good_fails_after_the_budget() {
+    let registry = TestRegistry::start();
+    let front = support::flaky::FlakyFront::start(registry.port, usize::MAX);
+    let work = tempfile::tempdir().unwrap();
+    let reference = format!("{}/down/for-good:v1", front.host());
+    let output = agent()
+        .env("ORAS_AGENT_RETRY_SECONDS", "2")
+        .args(["pull", "--plain-http", &reference, "-o", "out"])
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("registry {}", front.host())),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&reference), "{stderr}");
+    assert!(stderr.contains("did not answer"), "{stderr}");
+}

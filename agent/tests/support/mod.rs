@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod flaky;
 pub mod registry;
 
 use std::collections::BTreeMap;
