@@ -7,6 +7,7 @@ mod fsutil;
 mod init;
 mod launch;
 mod layout;
+mod progress;
 mod reference;
 mod registry;
 mod share;

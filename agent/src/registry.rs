@@ -14,6 +14,7 @@
 
 use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, TryStreamExt};
@@ -26,6 +27,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use crate::credentials::{self, Operation};
+use crate::progress::Progress;
 use crate::reference::ArtifactRef;
 
 /// Size of each read when streaming a blob from disk to the registry.
@@ -265,9 +267,17 @@ impl Registry {
     ) -> Result<(), RegistryError> {
         let oci = self.reference.oci();
         let action = format!("push {} ({digest}) to", path.display());
-        self.with_retry(&action, || async move {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let progress = Progress::start(format!("pushing {name}"), size).map(Arc::new);
+        self.with_retry(&action, || async {
             let file = tokio::fs::File::open(path).await?;
+            let progress = progress.clone();
             let stream = tokio_util::io::ReaderStream::with_capacity(file, UPLOAD_READ_SIZE)
+                .inspect_ok(move |chunk| {
+                    if let Some(progress) = &progress {
+                        progress.advance(chunk.len() as u64);
+                    }
+                })
                 .map_err(OciDistributionError::IoError);
             self.blob_client()
                 .push_blob_stream(oci, stream, digest, Some(size))
@@ -377,6 +387,7 @@ impl Registry {
             ..Default::default()
         };
         let action = format!("pull blob {digest} of");
+        let progress = Progress::start(format!("pulling {digest:.19}"), size);
         let (temp, actual, received) = self
             .with_retry(&action, || async {
                 let temp = tempfile::Builder::new()
@@ -409,6 +420,9 @@ impl Registry {
                     };
                     hasher.update(&chunk);
                     received += chunk.len() as u64;
+                    if let Some(progress) = &progress {
+                        progress.advance(chunk.len() as u64);
+                    }
                     out.write_all(&chunk).await?;
                 }
                 out.flush().await?;
