@@ -170,7 +170,7 @@ fn push_retries_until_a_late_registry_comes_up() {
     let work = tempfile::tempdir().unwrap();
     write(&work.path().join("late.txt"), b"late\n");
     let reference = format!("127.0.0.1:{port}/late/one:v1");
-    let push = agent()
+    let mut push = agent()
         .env("ORAS_AGENT_RETRY_SECONDS", "60")
         .args(["push", "--plain-http", &reference, "late.txt"])
         .current_dir(work.path())
@@ -178,13 +178,34 @@ fn push_retries_until_a_late_registry_comes_up() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Let the agent meet a closed port a few times before the registry starts.
-    std::thread::sleep(std::time::Duration::from_millis(800));
+    // Start the registry only once the agent has met the closed port and said it retries.
+    let stderr = push.stderr.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    for line in lines.iter() {
+        let retrying = line.contains("retrying");
+        log.push(line);
+        if retrying {
+            break;
+        }
+    }
+    assert!(
+        log.last().is_some_and(|l| l.contains("retrying")),
+        "{log:?}"
+    );
     let registry = TestRegistry::start_on(port);
-    let output = push.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-    assert!(stderr.contains("retrying"), "{stderr}");
+    let status = push.wait().unwrap();
+    log.extend(lines.iter());
+    assert!(status.success(), "{log:?}");
     let manifest = registry.manifest("late/one", "v1");
     assert_eq!(
         manifest["layers"][0]["annotations"]["org.opencontainers.image.title"],
