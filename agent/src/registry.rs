@@ -366,13 +366,15 @@ impl Registry {
         Ok(response.tags)
     }
 
-    /// Download the blob described by `descriptor` into a temporary file in `dir`,
+    /// Download the blob `digest` of `size` bytes into a temporary file in `dir`
+    /// (`label` names it on the progress line),
     /// verified against its digest and size. Nothing is left in `dir` on failure.
     pub async fn pull_blob_to_temp(
         &self,
         digest: &str,
         size: u64,
         dir: &Path,
+        label: &str,
     ) -> Result<tempfile::NamedTempFile, RegistryError> {
         let expected_hex = digest
             .strip_prefix("sha256:")
@@ -387,7 +389,7 @@ impl Registry {
             ..Default::default()
         };
         let action = format!("pull blob {digest} of");
-        let progress = Progress::start(format!("pulling {digest:.19}"), size);
+        let progress = Progress::start(format!("pulling {label}"), size);
         let (temp, actual, received) = self
             .with_retry(&action, || async {
                 let temp = tempfile::Builder::new()

@@ -197,7 +197,12 @@ pub async fn pull(
                     registry.reference()
                 );
                 let temp = registry
-                    .pull_blob_to_temp(&layer.digest, layer.size, target)
+                    .pull_blob_to_temp(
+                        &layer.digest,
+                        layer.size,
+                        target,
+                        layer.title().unwrap_or_default(),
+                    )
                     .await?;
                 let target = target.to_path_buf();
                 let reference = reference.to_string();
