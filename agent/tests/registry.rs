@@ -655,3 +655,46 @@ fn registry_answering_503_for_good_fails_after_the_budget() {
     assert!(stderr.contains(&reference), "{stderr}");
     assert!(stderr.contains("did not answer"), "{stderr}");
 }
+
+#[test]
+fn titles_that_would_land_outside_the_target_are_refused() {
+    let registry = TestRegistry::start();
+    let blob = registry.upload_blob("evil/title", b"escaped\n");
+    let config = registry.upload_blob("evil/title", b"{}");
+    for (tag, title) in [
+        ("up", "../escaped.txt"),
+        ("abs", "/tmp/escaped-by-title.txt"),
+    ] {
+        registry.put_manifest(
+            "evil/title",
+            tag,
+            &serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config, "size": 2},
+                "layers": [{
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": blob,
+                    "size": 8,
+                    "annotations": {"org.opencontainers.image.title": title}
+                }]
+            }),
+        );
+        let work = tempfile::tempdir().unwrap();
+        let output = run_agent(
+            &[
+                "pull",
+                "--plain-http",
+                &registry.reference(&format!("evil/title:{tag}")),
+                "-o",
+                "out",
+            ],
+            work.path(),
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{stderr}");
+        assert!(stderr.contains(title), "{stderr}");
+        assert!(!work.path().join("escaped.txt").exists());
+        assert!(!Path::new("/tmp/escaped-by-title.txt").exists());
+    }
+}

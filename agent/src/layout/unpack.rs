@@ -374,6 +374,48 @@ mod tests {
     }
 
     #[test]
+    fn packed_directory_unpacks_identical() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src/results");
+        fs::create_dir_all(src.join("empty")).unwrap();
+        fs::create_dir_all(src.join("sub")).unwrap();
+        fs::write(src.join("sub/run.sh"), "#!/bin/sh\n").unwrap();
+        fs::set_permissions(src.join("sub/run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(src.join("zero"), "").unwrap();
+        std::os::unix::fs::symlink("sub/run.sh", src.join("link")).unwrap();
+        let long = "n".repeat(180);
+        fs::write(src.join(&long), "long").unwrap();
+
+        let packed = crate::layout::pack::pack_directory(&src, "results", dir.path()).unwrap();
+        let target = dir.path().join("target");
+        fs::create_dir_all(&target).unwrap();
+        let placed = extract_archive(
+            packed.file.as_file(),
+            &target,
+            "results",
+            Some(&packed.content_digest),
+        )
+        .unwrap();
+        assert_eq!(placed, [PathBuf::from("results")]);
+        let out = target.join("results");
+        assert!(out.join("empty").is_dir());
+        assert_eq!(fs::read(out.join("zero")).unwrap(), b"");
+        assert_eq!(fs::read_to_string(out.join(&long)).unwrap(), "long");
+        assert_eq!(
+            fs::read_link(out.join("link")).unwrap(),
+            Path::new("sub/run.sh")
+        );
+        let mode = fs::metadata(out.join("sub/run.sh"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o755);
+        // Only the result is left: no staging directory.
+        assert_eq!(fs::read_dir(&target).unwrap().count(), 1);
+    }
+
+    #[test]
     fn entry_paths_refuse_escapes() {
         assert!(entry_path(Path::new("../x")).is_err());
         assert!(entry_path(Path::new("/x")).is_err());
