@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, TryStreamExt};
-use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
@@ -397,11 +397,22 @@ impl Registry {
                     .tempfile_in(dir)?;
                 let file = tokio::fs::File::from_std(temp.as_file().try_clone()?);
                 let mut out = tokio::io::BufWriter::with_capacity(DOWNLOAD_BUFFER_SIZE, file);
-                let mut stream = self
-                    .blob_client()
-                    .pull_blob_stream(self.reference.oci(), &descriptor)
-                    .await?
-                    .stream;
+                // A range from byte 0 makes the registry answer 206, which the crate
+                // passes through without hashing it a second time (we hash below);
+                // a registry that answers 200 instead gets the crate's check as well.
+                // An empty blob has no byte 0 to ask for (416): plain request.
+                let client = self.blob_client();
+                let oci = self.reference.oci();
+                let mut stream = if size == 0 {
+                    client.pull_blob_stream(oci, &descriptor).await?.stream
+                } else {
+                    match client
+                        .pull_blob_stream_partial(oci, &descriptor, 0, None)
+                        .await?
+                    {
+                        BlobResponse::Full(sized) | BlobResponse::Partial(sized) => sized.stream,
+                    }
+                };
                 let mut hasher = Sha256::new();
                 let mut received: u64 = 0;
                 while let Some(chunk) = stream.next().await {
