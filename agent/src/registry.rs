@@ -132,14 +132,14 @@ enum Mode {
     /// them cached, it serves every call.
     Tokens(Client),
     /// The registry wants no authentication: `blobs` never stored credentials, so it
-    /// never probes `/v2/`; calls that store credentials get a client of their own.
-    Open { blobs: Client },
+    /// never probes `/v2/`; the few manifest and tag calls (which store credentials
+    /// first) go through `probe`, at the cost of one `/v2/` request each.
+    Open { probe: Client, blobs: Client },
 }
 
 /// A connection to one registry for one artifact.
 pub struct Registry {
     reference: ArtifactRef,
-    plain_http: bool,
     auth: RegistryAuth,
     mode: Mode,
     retry: RetryPolicy,
@@ -158,11 +158,8 @@ impl Registry {
         let probe = Client::new(client_config(plain_http));
         let mut registry = Self {
             reference: reference.clone(),
-            plain_http,
             auth,
-            mode: Mode::Open {
-                blobs: Client::new(client_config(plain_http)),
-            },
+            mode: Mode::Tokens(probe.clone()),
             retry,
         };
         let ops: &[RegistryOperation] = match op {
@@ -178,8 +175,11 @@ impl Registry {
                 .await?;
             token |= got.is_some();
         }
-        if token || !matches!(registry.auth, RegistryAuth::Anonymous) {
-            registry.mode = Mode::Tokens(probe);
+        if !token && matches!(registry.auth, RegistryAuth::Anonymous) {
+            registry.mode = Mode::Open {
+                probe,
+                blobs: Client::new(client_config(plain_http)),
+            };
         }
         Ok(registry)
     }
@@ -191,15 +191,15 @@ impl Registry {
     fn blob_client(&self) -> &Client {
         match &self.mode {
             Mode::Tokens(client) => client,
-            Mode::Open { blobs } => blobs,
+            Mode::Open { blobs, .. } => blobs,
         }
     }
 
-    /// A client for calls that store credentials before they run.
-    fn manifest_client(&self) -> Client {
+    /// The client for calls that store credentials before they run.
+    fn manifest_client(&self) -> &Client {
         match &self.mode {
-            Mode::Tokens(client) => client.clone(),
-            Mode::Open { .. } => Client::new(client_config(self.plain_http)),
+            Mode::Tokens(client) => client,
+            Mode::Open { probe, .. } => probe,
         }
     }
 
