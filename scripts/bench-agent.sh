@@ -99,13 +99,14 @@ measure() {
 }
 
 cd "$WORK/src"
-measure "agent push $FILES x 4 KiB (directory)" "$AGENT" push --plain-http "$HOST/bench/many:agent" many
-measure "agent pull $FILES x 4 KiB (directory)" "$AGENT" pull --plain-http "$HOST/bench/many:agent" -o "$WORK/pull-agent-many"
-measure "oras-py push $FILES x 4 KiB (directory)" "$PY" "$WORK/py_push.py" "$HOST" "$HOST/bench/many:py" many
-measure "oras-py pull $FILES x 4 KiB (directory)" "$PY" "$WORK/py_pull.py" "$HOST" "$HOST/bench/many:py" "$WORK/pull-py-many"
+measure "agent push $FILES x 4 KiB (directory)" "$AGENT" push --plain-http "$HOST/bench/many-agent:v1" many
+measure "agent pull $FILES x 4 KiB (directory)" "$AGENT" pull --plain-http "$HOST/bench/many-agent:v1" -o "$WORK/pull-agent-many"
+measure "oras-py push $FILES x 4 KiB (directory)" "$PY" "$WORK/py_push.py" "$HOST" "$HOST/bench/many-py:v1" many
+measure "oras-py pull $FILES x 4 KiB (directory)" "$PY" "$WORK/py_pull.py" "$HOST" "$HOST/bench/many-py:v1" "$WORK/pull-py-many"
 diff -r many "$WORK/pull-agent-many/many" >/dev/null || { echo "agent pull differs" >&2; exit 1; }
 
-# Raw streaming PUT and GET of the same blob, in a repository of its own.
+# Raw streaming PUT and GET of the same blob, in a repository of its own (each tool
+# pushes to its own repository, so none finds the blob already there).
 raw_put() {
   local location
   location=$(curl -fsS -X POST -D - -o /dev/null "http://$HOST/v2/bench/raw/blobs/uploads/" \
@@ -119,9 +120,9 @@ export HOST BIG_DIGEST
 measure "raw PUT $BIG_MIB MiB (curl)" bash -c raw_put
 measure "raw GET $BIG_MIB MiB (curl, to a file)" curl -fsS -o "$WORK/raw.bin" "http://$HOST/v2/bench/raw/blobs/$BIG_DIGEST"
 rm -f "$WORK/raw.bin"
-measure "agent push $BIG_MIB MiB file" "$AGENT" push --plain-http "$HOST/bench/big:agent" big.bin
-measure "agent pull $BIG_MIB MiB file" "$AGENT" pull --plain-http "$HOST/bench/big:agent" -o "$WORK/pull-agent-big"
+measure "agent push $BIG_MIB MiB file" "$AGENT" push --plain-http "$HOST/bench/big-agent:v1" big.bin
+measure "agent pull $BIG_MIB MiB file" "$AGENT" pull --plain-http "$HOST/bench/big-agent:v1" -o "$WORK/pull-agent-big"
 cmp big.bin "$WORK/pull-agent-big/big.bin" || { echo "agent pull differs" >&2; exit 1; }
 rm -rf "$WORK/pull-agent-big"
-measure "oras-py push $BIG_MIB MiB file" "$PY" "$WORK/py_push.py" "$HOST" "$HOST/bench/big:py" big.bin
-measure "oras-py pull $BIG_MIB MiB file" "$PY" "$WORK/py_pull.py" "$HOST" "$HOST/bench/big:py" "$WORK/pull-py-big"
+measure "oras-py push $BIG_MIB MiB file" "$PY" "$WORK/py_push.py" "$HOST" "$HOST/bench/big-py:v1" big.bin
+measure "oras-py pull $BIG_MIB MiB file" "$PY" "$WORK/py_pull.py" "$HOST" "$HOST/bench/big-py:v1" "$WORK/pull-py-big"

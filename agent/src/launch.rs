@@ -52,6 +52,9 @@ pub fn push_wait_from_env() -> Duration {
 /// Run the launcher; returns the code to exit with.
 pub fn run(options: LaunchOptions) -> i32 {
     let share = &options.share;
+    if let Err(err) = share.clear_run_records() {
+        tracing::error!("{err}");
+    }
     if let Err(err) = place_inputs(share, options.input_path.as_deref()) {
         tracing::error!("{err:#}");
         record_exit(share, PUSH_FAILED);
@@ -84,7 +87,7 @@ fn record_exit(share: &ShareDir, code: i32) {
     }
 }
 
-/// Move every input's entries into the input path, input 1 first; a later input's
+/// Copy every input's entries into the input path, input 1 first; a later input's
 /// entry replaces an earlier one of the same name, with a warning.
 fn place_inputs(share: &ShareDir, input_path: Option<&Path>) -> Result<()> {
     let inputs = share.present_inputs();
@@ -128,7 +131,9 @@ fn place_inputs(share: &ShareDir, input_path: Option<&Path>) -> Result<()> {
                 fsutil::remove_any(&dest)
                     .with_context(|| format!("cannot replace {}", dest.display()))?;
             }
-            fsutil::move_tree(&dir.join(&name), &dest).with_context(|| {
+            // Copied, not moved: when the launcher container restarts, its
+            // filesystem is new and the inputs must still be in the share.
+            fsutil::copy_tree(&dir.join(&name), &dest).with_context(|| {
                 format!("cannot place input {} as {}", index + 1, dest.display())
             })?;
             placed.insert(name);

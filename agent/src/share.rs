@@ -30,6 +30,13 @@ pub enum PushRecord {
     Failed { message: String },
 }
 
+/// Which exit record a sidecar has handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitRecordId {
+    inode: u64,
+    changed: (i64, i64),
+}
+
 /// How a wait ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Waited {
@@ -102,6 +109,10 @@ impl ShareDir {
         self.layout.push_file()
     }
 
+    pub fn state_dir(&self) -> PathBuf {
+        self.layout.state_dir()
+    }
+
     /// Where temporary files of this share go (the state directory: the agent
     /// containers have a read-only root filesystem).
     pub fn temp_dir(&self) -> PathBuf {
@@ -119,6 +130,30 @@ impl ShareDir {
             fs::create_dir_all(&dir).map_err(io_err(&dir, "cannot create the directory"))?;
         }
         Ok(())
+    }
+
+    /// Forget the records of a previous run of the application (the launcher container
+    /// restarted): the sidecar then waits for, and pushes after, this run.
+    pub fn clear_run_records(&self) -> Result<(), ShareError> {
+        for path in [self.exit_file(), self.push_file()] {
+            match fs::remove_file(&path) {
+                Ok(()) => tracing::info!("removed {} of a previous run", path.display()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&path, "cannot remove")(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Identity of the current exit record (inode and change time), to tell a new run's
+    /// record from one already handled.
+    pub fn exit_record_id(&self) -> Option<ExitRecordId> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::metadata(self.exit_file()).ok()?;
+        Some(ExitRecordId {
+            inode: meta.ino(),
+            changed: (meta.ctime(), meta.ctime_nsec()),
+        })
     }
 
     /// Record the application's exit code.
@@ -200,10 +235,21 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<(), ShareError> {
 }
 
 /// Wait until `path` exists, `timeout` passed, or `stop` was set.
-/// Uses inotify on the parent directory; polls slowly when inotify is unavailable.
 pub fn wait_for_file(path: &Path, timeout: Option<Duration>, stop: &AtomicBool) -> Waited {
-    let deadline = timeout.map(|t| Instant::now() + t);
     let dir = path.parent().unwrap_or(Path::new("."));
+    wait_until(dir, || path.exists(), timeout, stop)
+}
+
+/// Wait until `ready()` holds, `timeout` passed, or `stop` was set; `ready` is checked
+/// whenever something is created, moved into or written in `dir` (inotify), and every
+/// [`POLL_INTERVAL`] (the only check when inotify is unavailable).
+pub fn wait_until(
+    dir: &Path,
+    mut ready: impl FnMut() -> bool,
+    timeout: Option<Duration>,
+    stop: &AtomicBool,
+) -> Waited {
+    let deadline = timeout.map(|t| Instant::now() + t);
     let _ = fs::create_dir_all(dir);
     let watch = inotify::Inotify::init().and_then(|inotify| {
         inotify.watches().add(
@@ -223,7 +269,7 @@ pub fn wait_for_file(path: &Path, timeout: Option<Duration>, stop: &AtomicBool) 
     };
     let mut buffer = [0u8; 4096];
     loop {
-        if path.exists() {
+        if ready() {
             return Waited::Appeared;
         }
         if stop.load(Ordering::SeqCst) {

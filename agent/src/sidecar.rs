@@ -1,6 +1,7 @@
 //! The `sidecar` role (native sidecar `oras`): wait for the launcher's exit record, push
 //! the staged output unless the application failed, write the push result, then idle
-//! until Kubernetes sends SIGTERM, and exit 0.
+//! until Kubernetes sends SIGTERM, and exit 0. When the launcher container restarts and
+//! records a new exit, the sidecar handles that run too.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,7 +9,6 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result};
 use signal_hook::consts::signal::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 
 use crate::reference::ArtifactRef;
 use crate::share::{self, PushRecord, ShareDir, Waited};
@@ -22,7 +22,6 @@ pub struct SidecarOptions {
 }
 
 pub fn run(options: SidecarOptions) -> Result<()> {
-    let mut signals = Signals::new([SIGTERM, SIGINT]).context("cannot install signal handlers")?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [SIGTERM, SIGINT] {
         signal_hook::flag::register(signal, stop.clone())
@@ -30,21 +29,38 @@ pub fn run(options: SidecarOptions) -> Result<()> {
     }
     let share = &options.share;
     tracing::info!("waiting for the application to end");
-    if share::wait_for_file(&share.exit_file(), None, &stop) == Waited::Stopped {
+    let mut handled = None;
+    loop {
+        // A new exit record: the first run, or a later one after the launcher
+        // container restarted (it removes the previous run's records first).
+        let mut current = None;
+        let waited = share::wait_until(
+            &share.state_dir(),
+            || {
+                current = share.exit_record_id();
+                current.is_some() && current != handled
+            },
+            None,
+            &stop,
+        );
+        if waited == Waited::Stopped {
+            break;
+        }
+        handled = current;
+        let record = decide_and_push(&options);
+        match &record {
+            PushRecord::Pushed { digest } => {
+                tracing::info!("pushed {} as {digest}", options.output)
+            }
+            PushRecord::Failed { message } => tracing::warn!("{message}"),
+        }
+        if let Err(err) = share.write_push(&record) {
+            tracing::error!("cannot record the push result: {err}");
+        }
+        tracing::info!("idle until stopped (or until the application runs again)");
+    }
+    if handled.is_none() {
         tracing::info!("stopped before the application ended: nothing pushed");
-        return Ok(());
-    }
-    let record = decide_and_push(&options);
-    match &record {
-        PushRecord::Pushed { digest } => tracing::info!("pushed {} as {digest}", options.output),
-        PushRecord::Failed { message } => tracing::warn!("{message}"),
-    }
-    if let Err(err) = share.write_push(&record) {
-        tracing::error!("cannot record the push result: {err}");
-    }
-    // Idle until Kubernetes stops the pod's sidecars.
-    if !stop.load(std::sync::atomic::Ordering::SeqCst) {
-        let _ = signals.forever().next();
     }
     tracing::info!("stopping");
     Ok(())

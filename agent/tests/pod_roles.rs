@@ -399,3 +399,74 @@ fn command_that_cannot_start_is_recorded_as_127() {
         "127"
     );
 }
+
+#[test]
+fn restarted_launcher_gets_its_inputs_again_and_the_sidecar_pushes_the_new_run() {
+    let registry = TestRegistry::start();
+    let work = tempfile::tempdir().unwrap();
+    write(&work.path().join("src/in.txt"), b"input\n");
+    let input = registry.reference("restart/input:v1");
+    let output = registry.reference("restart/output:v1");
+    agent_ok(
+        &["push", "--plain-http", &input, "in.txt"],
+        &work.path().join("src"),
+    );
+    let share = work.path().join("share");
+    agent_ok(
+        &[
+            "init",
+            "--share",
+            share.to_str().unwrap(),
+            "--input",
+            &input,
+            "--plain-http",
+        ],
+        work.path(),
+    );
+    let sidecar = Sidecar::start(&share, &output, &[]);
+
+    // First run: fails (as with restartPolicy OnFailure); nothing is pushed.
+    let first = work.path().join("first");
+    fs::create_dir_all(&first).unwrap();
+    let launched = launch(
+        &share,
+        &first,
+        &["--output-path", "out.txt", "--wait-push"],
+        "cat in.txt > out.txt; exit 1",
+    );
+    assert_eq!(launched.status.code(), Some(1));
+    assert!(
+        fs::read_to_string(share.join("state/push"))
+            .unwrap()
+            .starts_with("error not pushed")
+    );
+    sidecar.wait_for_line("idle until stopped");
+
+    // The container restarts with a new filesystem: the inputs are placed again, and
+    // the sidecar pushes this run's output.
+    let second = work.path().join("second");
+    fs::create_dir_all(&second).unwrap();
+    let launched = launch(
+        &share,
+        &second,
+        &["--output-path", "out.txt", "--wait-push"],
+        "cat in.txt > out.txt",
+    );
+    let stderr = String::from_utf8_lossy(&launched.stderr);
+    assert!(launched.status.success(), "{stderr}");
+    assert!(
+        fs::read_to_string(share.join("state/push"))
+            .unwrap()
+            .starts_with("ok ")
+    );
+    let (code, _) = sidecar.terminate();
+    assert_eq!(code, 0);
+    agent_ok(
+        &["pull", "--plain-http", &output, "-o", "back"],
+        work.path(),
+    );
+    assert_eq!(
+        fs::read_to_string(work.path().join("back/out.txt")).unwrap(),
+        "input\n"
+    );
+}
