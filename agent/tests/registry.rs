@@ -698,3 +698,93 @@ fn titles_that_would_land_outside_the_target_are_refused() {
         assert!(!Path::new("/tmp/escaped-by-title.txt").exists());
     }
 }
+
+/// `tester` / `secret-pw` (bcrypt, cost 5).
+const HTPASSWD: &str = "tester:$2a$05$bFEgJ/qAgs4j/2chSV6zn.GO9m7XPu/X/L2xZlVH2XQGFEiYXxafW";
+
+#[test]
+fn credentials_come_from_the_environment_or_the_docker_config() {
+    let registry = TestRegistry::start_with_htpasswd(HTPASSWD);
+    let work = tempfile::tempdir().unwrap();
+    write(&work.path().join("secret.txt"), b"behind a password\n");
+    let reference = registry.reference("auth/test:v1");
+
+    // Anonymous: refused, saying which reference.
+    let output = run_agent(
+        &["push", "--plain-http", &reference, "secret.txt"],
+        work.path(),
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&reference), "{stderr}");
+
+    // ORAS_USER with the push password.
+    let output = agent()
+        .env("ORAS_USER", "tester")
+        .env("ORAS_PUSH_PASS", "secret-pw")
+        .env("ORAS_PULL_PASS", "wrong")
+        .args(["push", "--plain-http", &reference, "secret.txt"])
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // A wrong pull password is refused; the right one works.
+    let output = agent()
+        .env("ORAS_USER", "tester")
+        .env("ORAS_PULL_PASS", "wrong")
+        .args(["pull", "--plain-http", &reference, "-o", "wrong"])
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let output = agent()
+        .env("ORAS_USER", "tester")
+        .env("ORAS_PULL_PASS", "secret-pw")
+        .args(["pull", "--plain-http", &reference, "-o", "env"])
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        fs::read(work.path().join("env/secret.txt")).unwrap(),
+        b"behind a password\n"
+    );
+
+    // The Docker config's auths entry for the registry.
+    let docker = work.path().join("docker");
+    write(
+        &docker.join("config.json"),
+        format!(
+            r#"{{"auths":{{"http://{}":{{"username":"tester","password":"secret-pw"}}}}}}"#,
+            registry.host()
+        )
+        .as_bytes(),
+    );
+    let output = agent()
+        .env("DOCKER_CONFIG", &docker)
+        .args(["pull", "--plain-http", &reference, "-o", "docker"])
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(work.path().join("docker/secret.txt").is_file());
+    let tags = agent()
+        .env("DOCKER_CONFIG", &docker)
+        .args(["tags", "--plain-http", &registry.reference("auth/test")])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&tags.stdout).trim(), "v1");
+}

@@ -27,7 +27,16 @@ impl TestRegistry {
         Self::start_on(free_port())
     }
 
+    /// A registry that requires HTTP basic authentication with the `htpasswd` line.
+    pub fn start_with_htpasswd(htpasswd_line: &str) -> Self {
+        Self::start_configured(free_port(), Some(htpasswd_line))
+    }
+
     pub fn start_on(port: u16) -> Self {
+        Self::start_configured(port, None)
+    }
+
+    fn start_configured(port: u16, htpasswd_line: Option<&str>) -> Self {
         assert!(
             Path::new(REGISTRY_BINARY).exists(),
             "{REGISTRY_BINARY} is missing: apt-get install docker-registry"
@@ -43,6 +52,16 @@ impl TestRegistry {
             ),
         )
         .expect("write registry config");
+        if let Some(line) = htpasswd_line {
+            let htpasswd = storage.path().join("htpasswd");
+            std::fs::write(&htpasswd, format!("{line}\n")).expect("write htpasswd");
+            let mut config_text = std::fs::read_to_string(&config).expect("read config");
+            config_text.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: oras-agent-tests\n    path: {}\n",
+                htpasswd.display()
+            ));
+            std::fs::write(&config, config_text).expect("write registry config");
+        }
         let log = storage.path().join("registry.log");
         let log_file = std::fs::File::create(&log).expect("registry log");
         let child = Command::new(REGISTRY_BINARY)
@@ -72,7 +91,8 @@ impl TestRegistry {
                     std::fs::read_to_string(&self.log).unwrap_or_default()
                 );
             }
-            if let Ok((200, _, _)) = http(self.port, "GET", "/v2/", &[], &[]) {
+            // 401 is the answer of a registry that requires authentication.
+            if let Ok((200 | 401, _, _)) = http(self.port, "GET", "/v2/", &[], &[]) {
                 return;
             }
             assert!(
