@@ -154,7 +154,15 @@ impl Registry {
         retry: RetryPolicy,
     ) -> Result<Self, RegistryError> {
         let (auth, source) = credentials::resolve(reference.registry(), op);
-        tracing::debug!(registry = reference.registry(), ?source, "credentials");
+        tracing::debug!(
+            registry = reference.registry(),
+            reference = %reference,
+            ?op,
+            plain_http,
+            retry_budget = ?retry.budget,
+            credentials = ?source,
+            "connecting"
+        );
         let probe = Client::new(client_config(plain_http));
         let mut registry = Self {
             reference: reference.clone(),
