@@ -9,7 +9,7 @@ KWCTL := $(shell command -v kwctl 2>/dev/null)
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 POLICY_SOURCES := $(shell find policy/src contract/src -name '*.rs') policy/Cargo.toml contract/Cargo.toml Cargo.toml Cargo.lock
 
-.PHONY: all push-policy test fmt fmt-check lint unit-tests e2e-tests demo bench-policy agent-static clean
+.PHONY: all bench-agent push-policy test fmt fmt-check lint unit-tests e2e-tests demo bench-policy agent-static clean
 
 all: annotated-policy.wasm
 
@@ -64,6 +64,10 @@ demo: policy.wasm
 ## One `validate` call through the waPC host, timed (release build).
 bench-policy: policy.wasm
 	$(CARGO) run --release -p oras-e2e --bin policy-bench
+
+## Push and pull 10,000 small files and 1 GiB with the agent and with oras-py (release build).
+bench-agent:
+	scripts/bench-agent.sh
 
 ## The agent as one static binary.
 agent-static:

@@ -7,6 +7,7 @@
 use std::fs;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -120,14 +121,20 @@ impl ShareDir {
     }
 
     /// Create the share's directories.
+    ///
+    /// `oras-init` and the sidecar run as the agent's own user while the launcher runs
+    /// as whatever user the application's image has, so the directories both sides
+    /// write to (`outputs/`, `state/`) are writable by everyone, as an emptyDir's root is.
     pub fn create_layout(&self) -> Result<(), ShareError> {
-        for dir in [
-            self.layout.bin_dir(),
-            self.layout.inputs_dir(),
-            self.layout.outputs_dir(),
-            self.layout.state_dir(),
+        for (dir, mode) in [
+            (self.layout.bin_dir(), 0o755),
+            (self.layout.inputs_dir(), 0o755),
+            (self.layout.outputs_dir(), 0o777),
+            (self.layout.state_dir(), 0o777),
         ] {
             fs::create_dir_all(&dir).map_err(io_err(&dir, "cannot create the directory"))?;
+            fs::set_permissions(&dir, fs::Permissions::from_mode(mode))
+                .map_err(io_err(&dir, "cannot set the permissions of"))?;
         }
         Ok(())
     }
@@ -305,6 +312,18 @@ pub fn wait_until(
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn the_directories_the_launcher_writes_are_writable_by_any_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let share = ShareDir::new(dir.path());
+        share.create_layout().unwrap();
+        let mode = |path: PathBuf| fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(share.layout.outputs_dir()), 0o777);
+        assert_eq!(mode(share.layout.state_dir()), 0o777);
+        assert_eq!(mode(share.layout.bin_dir()), 0o755);
+        assert_eq!(mode(share.layout.inputs_dir()), 0o755);
+    }
 
     #[test]
     fn exit_and_push_records_round_trip() {
