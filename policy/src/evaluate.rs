@@ -66,7 +66,9 @@ pub fn evaluate(request: AdmissionRequest, settings: &Settings) -> Outcome {
         Ok(None) => return Outcome::Accept,
         Err(message) => return Outcome::Reject(message),
     };
-    if annotations.injected {
+    // Already rewritten, or nothing to pull or push (a workflow tool may template every
+    // key and leave unused ones "NA"): the pod runs as it is.
+    if annotations.injected || (annotations.inputs.is_empty() && annotations.output.is_none()) {
         return Outcome::Accept;
     }
     let namespace = object
