@@ -1,0 +1,411 @@
+//! The reconciler: fetch -> validate -> build -> server-side apply -> status, and the
+//! watches that drive it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::builders::{self, FIELD_MANAGER, MANAGED_SELECTOR, Observed};
+use crate::crd::{OrasCache, OrasCacheStatus};
+use crate::error::Error;
+use crate::metrics::Metrics;
+
+/// How long a healthy cache waits before it is looked at again without any event: a
+/// fallback for missed watch events, not a poll.
+pub const RESYNC: Duration = Duration::from_secs(3600);
+/// First retry delay after a failure; doubles with each further failure of the same cache.
+pub const BACKOFF_BASE: Duration = Duration::from_secs(5);
+/// Longest retry delay.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// Settings of the controller process.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// DNS domain of the cluster, for `status.endpoint`.
+    pub cluster_domain: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            cluster_domain: "cluster.local".into(),
+        }
+    }
+}
+
+/// What reconcile, the error policy and the HTTP server share.
+pub struct Context {
+    /// Client of the API server.
+    pub client: Client,
+    /// Publishes Kubernetes events about caches.
+    pub recorder: Recorder,
+    /// Counters served on `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Settings of this process.
+    pub settings: Settings,
+    /// Consecutive failures per cache (`namespace/name`), for the backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// A context whose events are reported as coming from `oras-controller` (and the pod
+    /// named by `instance`, when given).
+    pub fn new(
+        client: Client,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        instance: Option<String>,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance,
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            settings,
+            failures: Mutex::default(),
+        }
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+        // A poisoned lock means a panic elsewhere while counting; the map is still usable.
+        self.failures.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn key(cache: &OrasCache) -> String {
+    format!(
+        "{}/{}",
+        cache.namespace().unwrap_or_default(),
+        cache.name_any()
+    )
+}
+
+/// Reconciles one cache and records the metrics and the failure event.
+pub async fn reconcile(cache: Arc<OrasCache>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = apply_cache(&cache, &ctx).await;
+    ctx.metrics.observe(
+        started.elapsed(),
+        result.as_ref().err().map(Error::metric_label),
+    );
+    match &result {
+        Ok(_) => {
+            ctx.failures().remove(&key(&cache));
+        }
+        Err(error) => {
+            tracing::warn!(cache = %key(&cache), %error, "reconcile failed");
+            publish(
+                &ctx,
+                &cache,
+                EventType::Warning,
+                "ReconcileFailed",
+                error.to_string(),
+            )
+            .await;
+        }
+    }
+    result
+}
+
+/// Decides when a failed cache is tried again: exponential backoff per cache for API
+/// errors, and nothing until the object changes when retrying cannot help.
+pub fn error_policy(cache: Arc<OrasCache>, error: &Error, ctx: Arc<Context>) -> Action {
+    if !error.is_retryable() {
+        return Action::await_change();
+    }
+    let mut failures = ctx.failures();
+    let count = failures.entry(key(&cache)).or_insert(0);
+    let delay = backoff(*count);
+    *count = count.saturating_add(1);
+    Action::requeue(delay)
+}
+
+/// The delay after `previous_failures` consecutive failures: 5 s, 10 s, 20 s ... 5 min.
+pub fn backoff(previous_failures: u32) -> Duration {
+    let factor = 1u32
+        .checked_shl(previous_failures.min(16))
+        .unwrap_or(u32::MAX);
+    BACKOFF_BASE.saturating_mul(factor).min(BACKOFF_MAX)
+}
+
+async fn apply_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Error> {
+    let name = cache.name_any();
+    let namespace = cache.namespace().ok_or_else(|| Error::MissingObjectKey {
+        name: name.clone(),
+        field: "metadata.namespace",
+    })?;
+    let owner = cache
+        .controller_owner_ref(&())
+        .ok_or_else(|| Error::MissingObjectKey {
+            name: name.clone(),
+            field: "metadata.uid",
+        })?;
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let domain = &ctx.settings.cluster_domain;
+
+    if let Err(invalid) = builders::validate(cache) {
+        let status = builders::status(cache, &Observed::Invalid(invalid.0.clone()), domain, &now);
+        if write_status(cache, ctx, &namespace, status).await? {
+            publish(ctx, cache, EventType::Warning, "InvalidSpec", invalid.0).await;
+        }
+        return Ok(Action::await_change());
+    }
+
+    if !cache.spec.deploy {
+        let mut removed = Vec::new();
+        if remove_owned::<StatefulSet>(cache, ctx, &namespace, "StatefulSet").await? {
+            removed.push("StatefulSet");
+        }
+        if remove_owned::<Service>(cache, ctx, &namespace, "Service").await? {
+            removed.push("Service");
+        }
+        let status = builders::status(cache, &Observed::External, domain, &now);
+        write_status(cache, ctx, &namespace, status).await?;
+        if !removed.is_empty() {
+            let note = format!(
+                "deploy is false: deleted the registry {}",
+                removed.join(" and ")
+            );
+            publish(ctx, cache, EventType::Normal, "Removed", note).await;
+        }
+        return Ok(Action::await_change());
+    }
+
+    let statefulset = builders::statefulset(cache, owner.clone());
+    let applied = match apply(ctx, &namespace, &name, "StatefulSet", &statefulset).await {
+        Ok(applied) => applied,
+        Err(error) if error.api_status() == Some(422) => {
+            // The API server refused the object itself (for example a change of
+            // `storage`, which a StatefulSet cannot take): say so in the status.
+            let status =
+                builders::status(cache, &Observed::Failed(error.to_string()), domain, &now);
+            write_status(cache, ctx, &namespace, status).await?;
+            return Err(error);
+        }
+        Err(error) => return Err(error),
+    };
+    apply(
+        ctx,
+        &namespace,
+        &name,
+        "Service",
+        &builders::service(cache, owner),
+    )
+    .await?;
+
+    let ready_replicas = applied
+        .status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0);
+    let event = builders::deploy_event(cache);
+    let status = builders::status(cache, &Observed::Deployed { ready_replicas }, domain, &now);
+    write_status(cache, ctx, &namespace, status).await?;
+    if let Some((reason, note)) = event {
+        publish(ctx, cache, EventType::Normal, reason, note).await;
+    }
+    Ok(Action::requeue(RESYNC))
+}
+
+/// Server-side applies `object` with this controller's field manager, taking over fields
+/// someone else changed (that is how drift is corrected).
+async fn apply<K>(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    kind: &'static str,
+    object: &K,
+) -> Result<K, Error>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(object),
+    )
+    .await
+    .map_err(|source| Error::Kube {
+        action: "apply",
+        kind,
+        namespace: namespace.into(),
+        name: name.into(),
+        source,
+    })
+}
+
+/// Deletes the cache's object of kind `K` when it exists and this cache owns it.
+/// Returns whether something was deleted.
+async fn remove_owned<K>(
+    cache: &OrasCache,
+    ctx: &Context,
+    namespace: &str,
+    kind: &'static str,
+) -> Result<bool, Error>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let name = cache.name_any();
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    let failed = |action: &'static str| {
+        let name = name.clone();
+        move |source| Error::Kube {
+            action,
+            kind,
+            namespace: namespace.into(),
+            name,
+            source,
+        }
+    };
+    let Some(existing) = api.get_opt(&name).await.map_err(failed("get"))? else {
+        return Ok(false);
+    };
+    let uid = cache.uid();
+    let owned = existing
+        .owner_references()
+        .iter()
+        .any(|r| Some(&r.uid) == uid.as_ref());
+    if !owned {
+        return Ok(false);
+    }
+    match api.delete(&name, &DeleteParams::background()).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(source) => Err(failed("delete")(source)),
+    }
+}
+
+/// Writes `status` when it differs from the cache's current status. Returns whether it
+/// wrote: an unchanged status costs no request and no watch event.
+async fn write_status(
+    cache: &OrasCache,
+    ctx: &Context,
+    namespace: &str,
+    status: OrasCacheStatus,
+) -> Result<bool, Error> {
+    if cache.status.as_ref() == Some(&status) {
+        return Ok(false);
+    }
+    let name = cache.name_any();
+    let api: Api<OrasCache> = Api::namespaced(ctx.client.clone(), namespace);
+    let patch = serde_json::json!({
+        "apiVersion": OrasCache::api_version(&()),
+        "kind": OrasCache::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(|source| Error::Kube {
+        action: "write status",
+        kind: "OrasCache",
+        namespace: namespace.into(),
+        name,
+        source,
+    })?;
+    Ok(true)
+}
+
+/// Publishes an event about the cache; a failure to publish is logged, never fatal.
+async fn publish(ctx: &Context, cache: &OrasCache, type_: EventType, reason: &str, note: String) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &cache.object_ref(&())).await {
+        tracing::warn!(cache = %key(cache), %error, reason, "could not publish event");
+    }
+}
+
+/// Runs the controller until SIGTERM or SIGINT, then lets running reconciles finish.
+/// `ready` turns true once the caches have been listed.
+pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>) {
+    let client = ctx.client.clone();
+    let (reader, writer) = reflector::store::<OrasCache>();
+    // Status writes do not change `metadata.generation`: filtering on it keeps the
+    // controller's own status updates from triggering another reconcile.
+    let caches = watcher(
+        Api::<OrasCache>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .applied_objects()
+    .predicate_filter(predicates::generation, Default::default());
+    // Owned objects: only their metadata (owner references) is needed to find the cache,
+    // and only the objects this controller made are watched.
+    let owned = watcher::Config::default().labels(MANAGED_SELECTOR);
+    let statefulsets = watcher(
+        Api::<PartialObjectMeta<StatefulSet>>::all(client.clone()),
+        owned.clone(),
+    )
+    .default_backoff()
+    .touched_objects();
+    let services = watcher(Api::<PartialObjectMeta<Service>>::all(client), owned)
+        .default_backoff()
+        .touched_objects();
+
+    let store = reader.clone();
+    tokio::spawn(async move {
+        if store.wait_until_ready().await.is_ok() {
+            ready.store(true, Ordering::Relaxed);
+            tracing::info!(caches = store.len(), "caches listed");
+        }
+    });
+
+    Controller::for_stream(caches, reader)
+        .owns_stream(statefulsets)
+        .owns_stream(services)
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((cache, _)) => tracing::debug!(%cache, "reconciled"),
+                Err(error) => tracing::debug!(%error, "reconcile error"),
+            }
+        })
+        .await;
+    tracing::info!("controller stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_five_minutes() {
+        let delays: Vec<u64> = (0..8).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(delays, [5, 10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(backoff(u32::MAX), BACKOFF_MAX);
+    }
+}
