@@ -347,9 +347,17 @@ async fn publish(ctx: &Context, cache: &OrasCache, type_: EventType, reason: &st
     }
 }
 
-/// Runs the controller until SIGTERM or SIGINT, then lets running reconciles finish.
+/// When the controller stops.
+pub enum Shutdown {
+    /// On SIGTERM or SIGINT (the process).
+    Signal,
+    /// When the sender is used or dropped (tests and embedders).
+    On(tokio::sync::oneshot::Receiver<()>),
+}
+
+/// Runs the controller until `shutdown`, then lets running reconciles finish.
 /// `ready` turns true once the caches have been listed.
-pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>) {
+pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>, shutdown: Shutdown) {
     let client = ctx.client.clone();
     let (reader, writer) = reflector::store::<OrasCache>();
     // Status writes do not change `metadata.generation`: filtering on it keeps the
@@ -383,10 +391,16 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>) {
         }
     });
 
-    Controller::for_stream(caches, reader)
+    let controller = Controller::for_stream(caches, reader)
         .owns_stream(statefulsets)
-        .owns_stream(services)
-        .shutdown_on_signal()
+        .owns_stream(services);
+    let controller = match shutdown {
+        Shutdown::Signal => controller.shutdown_on_signal(),
+        Shutdown::On(stop) => controller.graceful_shutdown_on(async move {
+            let _ = stop.await;
+        }),
+    };
+    controller
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             match result {

@@ -125,7 +125,7 @@ async fn main() -> ExitCode {
     }));
 
     // Returns after SIGTERM or SIGINT, once the running reconciles have finished.
-    controller::run(ctx, ready).await;
+    controller::run(ctx, ready, controller::Shutdown::Signal).await;
     let _ = stop.send(());
     let _ = web.await;
     ExitCode::SUCCESS
