@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
@@ -17,6 +17,7 @@ use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
 
 use crate::builders::{self, FIELD_MANAGER, MANAGED_SELECTOR, Observed};
 use crate::crd::{OrasCache, OrasCacheStatus};
@@ -46,6 +47,100 @@ impl Default for Settings {
     }
 }
 
+/// The owned objects this controller is applying or has just applied. The watch event
+/// that carries the version an apply returned is the echo of its own write, not a
+/// change: dropping it keeps a create or an update to one reconcile. The event can
+/// arrive before the apply's response, so an event for an object whose apply is still
+/// in flight waits for that response (bounded by [`ECHO_WAIT`]).
+#[derive(Debug, Default)]
+pub struct OwnWrites(Mutex<HashMap<WriteKey, Write>>);
+
+type WriteKey = (&'static str, String);
+
+#[derive(Debug)]
+enum Write {
+    /// The apply was sent; its response wakes the waiters.
+    InFlight(Arc<Notify>),
+    /// The apply returned this resourceVersion.
+    Applied(String),
+}
+
+/// Longest time a watch event waits for the response of an apply in flight.
+pub const ECHO_WAIT: Duration = Duration::from_secs(10);
+
+impl OwnWrites {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<WriteKey, Write>> {
+        // A poisoned lock means a panic elsewhere; the map is still a valid map.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An apply of `kind` `namespace/name` is about to be sent.
+    pub fn begin(&self, kind: &'static str, namespace: &str, name: &str) {
+        let mut writes = self.lock();
+        let key = (kind, format!("{namespace}/{name}"));
+        if !matches!(writes.get(&key), Some(Write::InFlight(_))) {
+            writes.insert(key, Write::InFlight(Arc::default()));
+        }
+    }
+
+    /// The apply returned `version` (`None`: it failed).
+    pub fn finish(&self, kind: &'static str, namespace: &str, name: &str, version: Option<String>) {
+        let mut writes = self.lock();
+        let key = (kind, format!("{namespace}/{name}"));
+        let previous = match version {
+            Some(version) => writes.insert(key, Write::Applied(version)),
+            None => writes.remove(&key),
+        };
+        if let Some(Write::InFlight(waiters)) = previous {
+            waiters.notify_waiters();
+        }
+    }
+
+    /// Whether the watch event of `kind` `namespace/name` at `version` is the echo of
+    /// this controller's apply (a record is consumed by the event that matches it).
+    pub async fn is_echo(&self, kind: &'static str, key: String, version: Option<String>) -> bool {
+        let Some(version) = version else {
+            return false;
+        };
+        let key = (kind, key);
+        loop {
+            let waiters: Arc<Notify>;
+            let response;
+            {
+                let mut writes = self.lock();
+                match writes.get(&key) {
+                    Some(Write::Applied(applied)) if *applied == version => {
+                        writes.remove(&key);
+                        return true;
+                    }
+                    Some(Write::InFlight(notify)) => {
+                        waiters = notify.clone();
+                        // Created under the lock: `finish` cannot wake the waiters
+                        // before this future is registered.
+                        response = waiters.notified();
+                    }
+                    _ => return false,
+                }
+            }
+            if tokio::time::timeout(ECHO_WAIT, response).await.is_err() {
+                return false;
+            }
+        }
+    }
+}
+
+fn object_key<K: Resource>(object: &K) -> (String, Option<String>) {
+    let meta = object.meta();
+    (
+        format!(
+            "{}/{}",
+            meta.namespace.as_deref().unwrap_or_default(),
+            meta.name.as_deref().unwrap_or_default()
+        ),
+        meta.resource_version.clone(),
+    )
+}
+
 /// What reconcile, the error policy and the HTTP server share.
 pub struct Context {
     /// Client of the API server.
@@ -56,8 +151,13 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Settings of this process.
     pub settings: Settings,
+    /// Versions of the objects just applied, to drop their watch echoes.
+    pub own_writes: Arc<OwnWrites>,
     /// Consecutive failures per cache (`namespace/name`), for the backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// Status writes the watch may not have delivered yet, per cache: the
+    /// resourceVersion the write was based on, and the status written.
+    written: Mutex<HashMap<String, (Option<String>, OrasCacheStatus)>>,
 }
 
 impl Context {
@@ -78,8 +178,40 @@ impl Context {
             client,
             metrics,
             settings,
+            own_writes: Arc::default(),
             failures: Mutex::default(),
+            written: Mutex::default(),
         }
+    }
+
+    /// The cache with the status this controller last wrote, when the watch has not
+    /// delivered that write yet (the object still has the resourceVersion the write was
+    /// based on). Without it, a reconcile queued behind the one that wrote the status
+    /// would see the old status, write it again and repeat its event.
+    fn with_written_status(&self, cache: &OrasCache) -> Option<OrasCache> {
+        let key = key(cache);
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        match written.get(&key) {
+            Some((based_on, status)) if *based_on == cache.metadata.resource_version => {
+                let mut fresher = cache.clone();
+                fresher.status = Some(status.clone());
+                Some(fresher)
+            }
+            Some(_) => {
+                // The watch caught up: the object in hand is newer than the write.
+                written.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn remember_written(&self, cache: &OrasCache, status: OrasCacheStatus) {
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        written.insert(
+            key(cache),
+            (cache.metadata.resource_version.clone(), status),
+        );
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
@@ -145,6 +277,8 @@ pub fn backoff(previous_failures: u32) -> Duration {
 }
 
 async fn apply_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Error> {
+    let fresher = ctx.with_written_status(cache);
+    let cache = fresher.as_ref().unwrap_or(cache);
     let name = cache.name_any();
     let namespace = cache.namespace().ok_or_else(|| Error::MissingObjectKey {
         name: name.clone(),
@@ -240,13 +374,20 @@ where
         + std::fmt::Debug,
 {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
-    api.patch(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(object),
-    )
-    .await
-    .map_err(|source| Error::Kube {
+    ctx.own_writes.begin(kind, namespace, name);
+    let result = api
+        .patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(object),
+        )
+        .await;
+    let version = result
+        .as_ref()
+        .ok()
+        .and_then(|applied| applied.meta().resource_version.clone());
+    ctx.own_writes.finish(kind, namespace, name, version);
+    result.map_err(|source| Error::Kube {
         action: "apply",
         kind,
         namespace: namespace.into(),
@@ -330,6 +471,7 @@ async fn write_status(
         name,
         source,
     })?;
+    ctx.remember_written(cache, status);
     Ok(true)
 }
 
@@ -373,15 +515,28 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>, shutdown: Shutdown) 
     // Owned objects: only their metadata (owner references) is needed to find the cache,
     // and only the objects this controller made are watched.
     let owned = watcher::Config::default().labels(MANAGED_SELECTOR);
+    // The echoes of its own applies are dropped.
+    let echoes = ctx.own_writes.clone();
     let statefulsets = watcher(
         Api::<PartialObjectMeta<StatefulSet>>::all(client.clone()),
         owned.clone(),
     )
     .default_backoff()
-    .touched_objects();
+    .touched_objects()
+    .try_filter(move |sts| {
+        let echoes = echoes.clone();
+        let (key, version) = object_key(sts);
+        async move { !echoes.is_echo("StatefulSet", key, version).await }
+    });
+    let echoes = ctx.own_writes.clone();
     let services = watcher(Api::<PartialObjectMeta<Service>>::all(client), owned)
         .default_backoff()
-        .touched_objects();
+        .touched_objects()
+        .try_filter(move |svc| {
+            let echoes = echoes.clone();
+            let (key, version) = object_key(svc);
+            async move { !echoes.is_echo("Service", key, version).await }
+        });
 
     let store = reader.clone();
     tokio::spawn(async move {
@@ -415,6 +570,63 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>, shutdown: Shutdown) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key() -> String {
+        "ns/oras".to_string()
+    }
+
+    #[tokio::test]
+    async fn the_echo_of_an_apply_is_dropped_once_and_later_changes_pass() {
+        let writes = OwnWrites::default();
+        let v = |s: &str| Some(s.to_string());
+        assert!(
+            !writes.is_echo("StatefulSet", key(), v("7")).await,
+            "nothing applied"
+        );
+        writes.begin("StatefulSet", "ns", "oras");
+        writes.finish("StatefulSet", "ns", "oras", v("8"));
+        assert!(
+            !writes.is_echo("Service", key(), v("8")).await,
+            "another kind"
+        );
+        assert!(writes.is_echo("StatefulSet", key(), v("8")).await);
+        assert!(
+            !writes.is_echo("StatefulSet", key(), v("8")).await,
+            "consumed"
+        );
+        writes.begin("StatefulSet", "ns", "oras");
+        writes.finish("StatefulSet", "ns", "oras", v("9"));
+        assert!(
+            !writes.is_echo("StatefulSet", key(), v("10")).await,
+            "someone else's change"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_echo_that_beats_the_apply_response_waits_for_it() {
+        let writes = Arc::new(OwnWrites::default());
+        writes.begin("Service", "ns", "oras");
+        let waiting = {
+            let writes = writes.clone();
+            tokio::spawn(async move { writes.is_echo("Service", key(), Some("5".into())).await })
+        };
+        tokio::task::yield_now().await;
+        writes.finish("Service", "ns", "oras", Some("5".into()));
+        assert!(waiting.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_failed_apply_lets_the_event_through() {
+        let writes = Arc::new(OwnWrites::default());
+        writes.begin("Service", "ns", "oras");
+        let waiting = {
+            let writes = writes.clone();
+            tokio::spawn(async move { writes.is_echo("Service", key(), Some("5".into())).await })
+        };
+        tokio::task::yield_now().await;
+        writes.finish("Service", "ns", "oras", None);
+        assert!(!waiting.await.unwrap());
+    }
 
     #[test]
     fn backoff_doubles_up_to_five_minutes() {
