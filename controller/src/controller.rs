@@ -290,7 +290,9 @@ async fn apply_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Error> 
             name: name.clone(),
             field: "metadata.uid",
         })?;
-    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let now = k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
     let domain = &ctx.settings.cluster_domain;
 
     if let Err(invalid) = builders::validate(cache) {
@@ -484,6 +486,7 @@ async fn publish(ctx: &Context, cache: &OrasCache, type_: EventType, reason: &st
         action: "Reconcile".into(),
         secondary: None,
     };
+    tracing::info!(cache = %key(cache), reason, note = event.note.as_deref().unwrap_or(""), "event");
     if let Err(error) = ctx.recorder.publish(&event, &cache.object_ref(&())).await {
         tracing::warn!(cache = %key(cache), %error, reason, "could not publish event");
     }

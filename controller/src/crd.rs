@@ -211,6 +211,7 @@ pub struct CacheCondition {
 
     /// When `status` last changed (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "date-time"))]
     pub last_transition_time: Option<String>,
 
     /// The `metadata.generation` this condition was computed from.
