@@ -25,6 +25,7 @@ impl Error {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Error::MissingObjectKey { .. } => "malformed",
+            Error::Kube { action, .. } if *action == "write status" => "write_status",
             Error::Kube { action, .. } => action,
         }
     }
