@@ -492,6 +492,48 @@ async fn publish(ctx: &Context, cache: &OrasCache, type_: EventType, reason: &st
     }
 }
 
+/// The owned objects of kind `K` (metadata only) whose watch events are changes: the
+/// echoes of this controller's own applies are dropped; deletions always pass.
+fn changes<K>(
+    client: &Client,
+    config: &watcher::Config,
+    kind: &'static str,
+    own_writes: &Arc<OwnWrites>,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let own_writes = own_writes.clone();
+    watcher(
+        Api::<PartialObjectMeta<K>>::all(client.clone()),
+        config.clone(),
+    )
+    .default_backoff()
+    .try_filter_map(move |event| {
+        let own_writes = own_writes.clone();
+        async move {
+            Ok(match event {
+                watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
+                    let (key, version) = object_key(&object);
+                    if own_writes.is_echo(kind, key, version).await {
+                        None
+                    } else {
+                        Some(object)
+                    }
+                }
+                watcher::Event::Delete(object) => Some(object),
+                watcher::Event::Init | watcher::Event::InitDone => None,
+            })
+        }
+    })
+}
+
 /// When the controller stops.
 pub enum Shutdown {
     /// On SIGTERM or SIGINT (the process).
@@ -505,6 +547,8 @@ pub enum Shutdown {
 pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>, shutdown: Shutdown) {
     let client = ctx.client.clone();
     let (reader, writer) = reflector::store::<OrasCache>();
+    // Ready once the first list of caches is complete. (Not `Store::wait_until_ready`:
+    // its future keeps a single waker, and the Controller already waits on it.)
     // Status writes do not change `metadata.generation`: filtering on it keeps the
     // controller's own status updates from triggering another reconcile.
     let caches = watcher(
@@ -512,42 +556,19 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>, shutdown: Shutdown) 
         watcher::Config::default(),
     )
     .default_backoff()
+    .inspect_ok(move |event| {
+        if matches!(event, watcher::Event::InitDone) && !ready.swap(true, Ordering::Relaxed) {
+            tracing::info!("caches listed");
+        }
+    })
     .reflect(writer)
     .applied_objects()
     .predicate_filter(predicates::generation, Default::default());
     // Owned objects: only their metadata (owner references) is needed to find the cache,
     // and only the objects this controller made are watched.
     let owned = watcher::Config::default().labels(MANAGED_SELECTOR);
-    // The echoes of its own applies are dropped.
-    let echoes = ctx.own_writes.clone();
-    let statefulsets = watcher(
-        Api::<PartialObjectMeta<StatefulSet>>::all(client.clone()),
-        owned.clone(),
-    )
-    .default_backoff()
-    .touched_objects()
-    .try_filter(move |sts| {
-        let echoes = echoes.clone();
-        let (key, version) = object_key(sts);
-        async move { !echoes.is_echo("StatefulSet", key, version).await }
-    });
-    let echoes = ctx.own_writes.clone();
-    let services = watcher(Api::<PartialObjectMeta<Service>>::all(client), owned)
-        .default_backoff()
-        .touched_objects()
-        .try_filter(move |svc| {
-            let echoes = echoes.clone();
-            let (key, version) = object_key(svc);
-            async move { !echoes.is_echo("Service", key, version).await }
-        });
-
-    let store = reader.clone();
-    tokio::spawn(async move {
-        if store.wait_until_ready().await.is_ok() {
-            ready.store(true, Ordering::Relaxed);
-            tracing::info!(caches = store.len(), "caches listed");
-        }
-    });
+    let statefulsets = changes::<StatefulSet>(&client, &owned, "StatefulSet", &ctx.own_writes);
+    let services = changes::<Service>(&client, &owned, "Service", &ctx.own_writes);
 
     let controller = Controller::for_stream(caches, reader)
         .owns_stream(statefulsets)
