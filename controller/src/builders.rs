@@ -806,6 +806,14 @@ mod tests {
     }
 
     #[test]
+    fn the_default_port_is_the_one_the_policy_uses() {
+        assert_eq!(
+            crate::crd::DEFAULT_PORT,
+            i32::from(oras_contract::pod::CACHE_PORT)
+        );
+    }
+
+    #[test]
     fn oras_env_is_not_given_to_the_registry() {
         let sts = sts(serde_json::json!({"secrets": {"orasEnv": "oras-creds"}}));
         let text = serde_json::to_string(&sts).unwrap();

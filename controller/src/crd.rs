@@ -17,8 +17,9 @@ pub const VERSION: &str = "v1alpha1";
 /// Registry image used when `spec.image` is not set: the CNCF distribution registry,
 /// pinned to a release (never `latest`, so a node restart cannot change the cache).
 pub const DEFAULT_IMAGE: &str = "docker.io/library/registry:3.0.0";
-/// Port the registry listens on and the Service exposes when `spec.port` is not set.
-pub const DEFAULT_PORT: i32 = 5000;
+/// Port the registry listens on and the Service exposes when `spec.port` is not set:
+/// the port the admission policy puts in the agents' references.
+pub const DEFAULT_PORT: i32 = oras_contract::pod::CACHE_PORT as i32;
 /// The condition type this controller reports.
 pub const CONDITION_READY: &str = "Ready";
 
@@ -81,7 +82,9 @@ pub struct OrasCacheSpec {
     #[serde(default)]
     pub resources: CacheResources,
 
-    /// Port the registry listens on and the Service exposes.
+    /// Port the registry listens on and the Service exposes. The admission policy
+    /// addresses the in-namespace cache on 5000: with another port, pods name the cache
+    /// with the `registry` annotation (`status.endpoint`).
     #[serde(default = "default_port")]
     #[schemars(range(min = 1, max = 65535))]
     pub port: i32,
