@@ -74,6 +74,14 @@ impl OwnWrites {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Drops the records of the objects named `namespace/name`.
+    pub fn forget(&self, key: &str) {
+        self.lock().retain(|(_, name), write| {
+            // An apply still in flight keeps its record: its waiters need the answer.
+            name != key || matches!(write, Write::InFlight(_))
+        });
+    }
+
     /// An apply of `kind` `namespace/name` is about to be sent.
     pub fn begin(&self, kind: &'static str, namespace: &str, name: &str) {
         let mut writes = self.lock();
@@ -212,6 +220,17 @@ impl Context {
             key(cache),
             (cache.metadata.resource_version.clone(), status),
         );
+    }
+
+    /// Drops what is kept about a deleted cache.
+    pub fn forget(&self, cache: &OrasCache) {
+        let key = key(cache);
+        self.failures().remove(&key);
+        self.written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
+        self.own_writes.forget(&key);
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
@@ -556,9 +575,15 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>, shutdown: Shutdown) 
         watcher::Config::default(),
     )
     .default_backoff()
-    .inspect_ok(move |event| {
-        if matches!(event, watcher::Event::InitDone) && !ready.swap(true, Ordering::Relaxed) {
-            tracing::info!("caches listed");
+    .inspect_ok({
+        let ctx = ctx.clone();
+        move |event| match event {
+            watcher::Event::InitDone if !ready.swap(true, Ordering::Relaxed) => {
+                tracing::info!("caches listed");
+            }
+            // The API server deletes the owned objects; only the bookkeeping is left.
+            watcher::Event::Delete(cache) => ctx.forget(cache),
+            _ => {}
         }
     })
     .reflect(writer)
@@ -623,6 +648,22 @@ mod tests {
         assert!(
             !writes.is_echo("StatefulSet", key(), v("10")).await,
             "someone else's change"
+        );
+    }
+
+    #[tokio::test]
+    async fn forgetting_a_cache_drops_its_records() {
+        let writes = OwnWrites::default();
+        writes.begin("StatefulSet", "ns", "oras");
+        writes.finish("StatefulSet", "ns", "oras", Some("8".into()));
+        writes.begin("StatefulSet", "ns", "other");
+        writes.finish("StatefulSet", "ns", "other", Some("9".into()));
+        writes.forget("ns/oras");
+        assert!(!writes.is_echo("StatefulSet", key(), Some("8".into())).await);
+        assert!(
+            writes
+                .is_echo("StatefulSet", "ns/other".into(), Some("9".into()))
+                .await
         );
     }
 
