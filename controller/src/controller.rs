@@ -1,0 +1,702 @@
+//! The reconciler: fetch -> validate -> build -> server-side apply -> status, and the
+//! watches that drive it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
+
+use crate::builders::{self, FIELD_MANAGER, MANAGED_SELECTOR, Observed};
+use crate::crd::{OrasCache, OrasCacheStatus};
+use crate::error::Error;
+use crate::metrics::Metrics;
+
+/// How long a healthy cache waits before it is looked at again without any event: a
+/// fallback for missed watch events, not a poll.
+pub const RESYNC: Duration = Duration::from_secs(3600);
+/// First retry delay after a failure; doubles with each further failure of the same cache.
+pub const BACKOFF_BASE: Duration = Duration::from_secs(5);
+/// Longest retry delay.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// Settings of the controller process.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// DNS domain of the cluster, for `status.endpoint`.
+    pub cluster_domain: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            cluster_domain: "cluster.local".into(),
+        }
+    }
+}
+
+/// The owned objects this controller is applying or has just applied. The watch event
+/// that carries the version an apply returned is the echo of its own write, not a
+/// change: dropping it keeps a create or an update to one reconcile. The event can
+/// arrive before the apply's response, so an event for an object whose apply is still
+/// in flight waits for that response (bounded by [`ECHO_WAIT`]).
+#[derive(Debug, Default)]
+pub struct OwnWrites(Mutex<HashMap<WriteKey, Write>>);
+
+type WriteKey = (&'static str, String);
+
+#[derive(Debug)]
+enum Write {
+    /// The apply was sent; its response wakes the waiters.
+    InFlight(Arc<Notify>),
+    /// The apply returned this resourceVersion.
+    Applied(String),
+}
+
+/// Longest time a watch event waits for the response of an apply in flight.
+pub const ECHO_WAIT: Duration = Duration::from_secs(10);
+
+impl OwnWrites {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<WriteKey, Write>> {
+        // A poisoned lock means a panic elsewhere; the map is still a valid map.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Drops the records of the objects named `namespace/name`.
+    pub fn forget(&self, key: &str) {
+        self.lock().retain(|(_, name), write| {
+            // An apply still in flight keeps its record: its waiters need the answer.
+            name != key || matches!(write, Write::InFlight(_))
+        });
+    }
+
+    /// An apply of `kind` `namespace/name` is about to be sent.
+    pub fn begin(&self, kind: &'static str, namespace: &str, name: &str) {
+        let mut writes = self.lock();
+        let key = (kind, format!("{namespace}/{name}"));
+        if !matches!(writes.get(&key), Some(Write::InFlight(_))) {
+            writes.insert(key, Write::InFlight(Arc::default()));
+        }
+    }
+
+    /// The apply returned `version` (`None`: it failed).
+    pub fn finish(&self, kind: &'static str, namespace: &str, name: &str, version: Option<String>) {
+        let mut writes = self.lock();
+        let key = (kind, format!("{namespace}/{name}"));
+        let previous = match version {
+            Some(version) => writes.insert(key, Write::Applied(version)),
+            None => writes.remove(&key),
+        };
+        if let Some(Write::InFlight(waiters)) = previous {
+            waiters.notify_waiters();
+        }
+    }
+
+    /// Whether the watch event of `kind` `namespace/name` at `version` is the echo of
+    /// this controller's apply (a record is consumed by the event that matches it).
+    pub async fn is_echo(&self, kind: &'static str, key: String, version: Option<String>) -> bool {
+        let Some(version) = version else {
+            return false;
+        };
+        let key = (kind, key);
+        loop {
+            let waiters: Arc<Notify>;
+            let response;
+            {
+                let mut writes = self.lock();
+                match writes.get(&key) {
+                    Some(Write::Applied(applied)) if *applied == version => {
+                        writes.remove(&key);
+                        return true;
+                    }
+                    Some(Write::InFlight(notify)) => {
+                        waiters = notify.clone();
+                        // Created under the lock: `finish` cannot wake the waiters
+                        // before this future is registered.
+                        response = waiters.notified();
+                    }
+                    _ => return false,
+                }
+            }
+            if tokio::time::timeout(ECHO_WAIT, response).await.is_err() {
+                return false;
+            }
+        }
+    }
+}
+
+fn object_key<K: Resource>(object: &K) -> (String, Option<String>) {
+    let meta = object.meta();
+    (
+        format!(
+            "{}/{}",
+            meta.namespace.as_deref().unwrap_or_default(),
+            meta.name.as_deref().unwrap_or_default()
+        ),
+        meta.resource_version.clone(),
+    )
+}
+
+/// What reconcile, the error policy and the HTTP server share.
+pub struct Context {
+    /// Client of the API server.
+    pub client: Client,
+    /// Publishes Kubernetes events about caches.
+    pub recorder: Recorder,
+    /// Counters served on `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Settings of this process.
+    pub settings: Settings,
+    /// Versions of the objects just applied, to drop their watch echoes.
+    pub own_writes: Arc<OwnWrites>,
+    /// Consecutive failures per cache (`namespace/name`), for the backoff.
+    failures: Mutex<HashMap<String, u32>>,
+    /// Status writes the watch may not have delivered yet, per cache: the
+    /// resourceVersion the write was based on, and the status written.
+    written: Mutex<HashMap<String, (Option<String>, OrasCacheStatus)>>,
+}
+
+impl Context {
+    /// A context whose events are reported as coming from `oras-controller` (and the pod
+    /// named by `instance`, when given).
+    pub fn new(
+        client: Client,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        instance: Option<String>,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance,
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            settings,
+            own_writes: Arc::default(),
+            failures: Mutex::default(),
+            written: Mutex::default(),
+        }
+    }
+
+    /// The cache with the status this controller last wrote, when the watch has not
+    /// delivered that write yet (the object still has the resourceVersion the write was
+    /// based on). Without it, a reconcile queued behind the one that wrote the status
+    /// would see the old status, write it again and repeat its event.
+    fn with_written_status(&self, cache: &OrasCache) -> Option<OrasCache> {
+        let key = key(cache);
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        match written.get(&key) {
+            Some((based_on, status)) if *based_on == cache.metadata.resource_version => {
+                let mut fresher = cache.clone();
+                fresher.status = Some(status.clone());
+                Some(fresher)
+            }
+            Some(_) => {
+                // The watch caught up: the object in hand is newer than the write.
+                written.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn remember_written(&self, cache: &OrasCache, status: OrasCacheStatus) {
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        written.insert(
+            key(cache),
+            (cache.metadata.resource_version.clone(), status),
+        );
+    }
+
+    /// Drops what is kept about a deleted cache.
+    pub fn forget(&self, cache: &OrasCache) {
+        let key = key(cache);
+        self.failures().remove(&key);
+        self.written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
+        self.own_writes.forget(&key);
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+        // A poisoned lock means a panic elsewhere while counting; the map is still usable.
+        self.failures.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn key(cache: &OrasCache) -> String {
+    format!(
+        "{}/{}",
+        cache.namespace().unwrap_or_default(),
+        cache.name_any()
+    )
+}
+
+/// Reconciles one cache and records the metrics and the failure event.
+pub async fn reconcile(cache: Arc<OrasCache>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = apply_cache(&cache, &ctx).await;
+    ctx.metrics.observe(
+        started.elapsed(),
+        result.as_ref().err().map(Error::metric_label),
+    );
+    match &result {
+        Ok(_) => {
+            ctx.failures().remove(&key(&cache));
+        }
+        Err(error) => {
+            tracing::warn!(cache = %key(&cache), %error, "reconcile failed");
+            publish(
+                &ctx,
+                &cache,
+                EventType::Warning,
+                "ReconcileFailed",
+                error.to_string(),
+            )
+            .await;
+        }
+    }
+    result
+}
+
+/// Decides when a failed cache is tried again: exponential backoff per cache for API
+/// errors, and nothing until the object changes when retrying cannot help.
+pub fn error_policy(cache: Arc<OrasCache>, error: &Error, ctx: Arc<Context>) -> Action {
+    if !error.is_retryable() {
+        return Action::await_change();
+    }
+    let mut failures = ctx.failures();
+    let count = failures.entry(key(&cache)).or_insert(0);
+    let delay = backoff(*count);
+    *count = count.saturating_add(1);
+    Action::requeue(delay)
+}
+
+/// The delay after `previous_failures` consecutive failures: 5 s, 10 s, 20 s ... 5 min.
+pub fn backoff(previous_failures: u32) -> Duration {
+    let factor = 1u32
+        .checked_shl(previous_failures.min(16))
+        .unwrap_or(u32::MAX);
+    BACKOFF_BASE.saturating_mul(factor).min(BACKOFF_MAX)
+}
+
+async fn apply_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Error> {
+    let fresher = ctx.with_written_status(cache);
+    let cache = fresher.as_ref().unwrap_or(cache);
+    let name = cache.name_any();
+    let namespace = cache.namespace().ok_or_else(|| Error::MissingObjectKey {
+        name: name.clone(),
+        field: "metadata.namespace",
+    })?;
+    let owner = cache
+        .controller_owner_ref(&())
+        .ok_or_else(|| Error::MissingObjectKey {
+            name: name.clone(),
+            field: "metadata.uid",
+        })?;
+    let now = k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let domain = &ctx.settings.cluster_domain;
+
+    if let Err(invalid) = builders::validate(cache) {
+        let status = builders::status(cache, &Observed::Invalid(invalid.0.clone()), domain, &now);
+        if write_status(cache, ctx, &namespace, status).await? {
+            publish(ctx, cache, EventType::Warning, "InvalidSpec", invalid.0).await;
+        }
+        return Ok(Action::await_change());
+    }
+
+    if !cache.spec.deploy {
+        let mut removed = Vec::new();
+        if remove_owned::<StatefulSet>(cache, ctx, &namespace, "StatefulSet").await? {
+            removed.push("StatefulSet");
+        }
+        if remove_owned::<Service>(cache, ctx, &namespace, "Service").await? {
+            removed.push("Service");
+        }
+        let status = builders::status(cache, &Observed::External, domain, &now);
+        write_status(cache, ctx, &namespace, status).await?;
+        if !removed.is_empty() {
+            let note = format!(
+                "deploy is false: deleted the registry {}",
+                removed.join(" and ")
+            );
+            publish(ctx, cache, EventType::Normal, "Removed", note).await;
+        }
+        return Ok(Action::await_change());
+    }
+
+    let statefulset = builders::statefulset(cache, owner.clone());
+    let applied = match apply(ctx, &namespace, &name, "StatefulSet", &statefulset).await {
+        Ok(applied) => applied,
+        Err(error) if error.api_status() == Some(422) => {
+            // The API server refused the object itself (for example a change of
+            // `storage`, which a StatefulSet cannot take): say so in the status.
+            let status =
+                builders::status(cache, &Observed::Failed(error.to_string()), domain, &now);
+            write_status(cache, ctx, &namespace, status).await?;
+            return Err(error);
+        }
+        Err(error) => return Err(error),
+    };
+    apply(
+        ctx,
+        &namespace,
+        &name,
+        "Service",
+        &builders::service(cache, owner),
+    )
+    .await?;
+
+    let ready_replicas = applied
+        .status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0);
+    let event = builders::deploy_event(cache);
+    let status = builders::status(cache, &Observed::Deployed { ready_replicas }, domain, &now);
+    write_status(cache, ctx, &namespace, status).await?;
+    if let Some((reason, note)) = event {
+        publish(ctx, cache, EventType::Normal, reason, note).await;
+    }
+    Ok(Action::requeue(RESYNC))
+}
+
+/// Server-side applies `object` with this controller's field manager, taking over fields
+/// someone else changed (that is how drift is corrected).
+async fn apply<K>(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    kind: &'static str,
+    object: &K,
+) -> Result<K, Error>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    ctx.own_writes.begin(kind, namespace, name);
+    let result = api
+        .patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(object),
+        )
+        .await;
+    let version = result
+        .as_ref()
+        .ok()
+        .and_then(|applied| applied.meta().resource_version.clone());
+    ctx.own_writes.finish(kind, namespace, name, version);
+    result.map_err(|source| Error::Kube {
+        action: "apply",
+        kind,
+        namespace: namespace.into(),
+        name: name.into(),
+        source,
+    })
+}
+
+/// Deletes the cache's object of kind `K` when it exists and this cache owns it.
+/// Returns whether something was deleted.
+async fn remove_owned<K>(
+    cache: &OrasCache,
+    ctx: &Context,
+    namespace: &str,
+    kind: &'static str,
+) -> Result<bool, Error>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let name = cache.name_any();
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    let failed = |action: &'static str| {
+        let name = name.clone();
+        move |source| Error::Kube {
+            action,
+            kind,
+            namespace: namespace.into(),
+            name,
+            source,
+        }
+    };
+    let Some(existing) = api.get_opt(&name).await.map_err(failed("get"))? else {
+        return Ok(false);
+    };
+    let uid = cache.uid();
+    let owned = existing
+        .owner_references()
+        .iter()
+        .any(|r| Some(&r.uid) == uid.as_ref());
+    if !owned {
+        return Ok(false);
+    }
+    match api.delete(&name, &DeleteParams::background()).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(source) => Err(failed("delete")(source)),
+    }
+}
+
+/// Writes `status` when it differs from the cache's current status. Returns whether it
+/// wrote: an unchanged status costs no request and no watch event.
+async fn write_status(
+    cache: &OrasCache,
+    ctx: &Context,
+    namespace: &str,
+    status: OrasCacheStatus,
+) -> Result<bool, Error> {
+    if cache.status.as_ref() == Some(&status) {
+        return Ok(false);
+    }
+    let name = cache.name_any();
+    let api: Api<OrasCache> = Api::namespaced(ctx.client.clone(), namespace);
+    let patch = serde_json::json!({
+        "apiVersion": OrasCache::api_version(&()),
+        "kind": OrasCache::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(|source| Error::Kube {
+        action: "write status",
+        kind: "OrasCache",
+        namespace: namespace.into(),
+        name,
+        source,
+    })?;
+    ctx.remember_written(cache, status);
+    Ok(true)
+}
+
+/// Publishes an event about the cache; a failure to publish is logged, never fatal.
+async fn publish(ctx: &Context, cache: &OrasCache, type_: EventType, reason: &str, note: String) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    tracing::info!(cache = %key(cache), reason, note = event.note.as_deref().unwrap_or(""), "event");
+    if let Err(error) = ctx.recorder.publish(&event, &cache.object_ref(&())).await {
+        tracing::warn!(cache = %key(cache), %error, reason, "could not publish event");
+    }
+}
+
+/// The owned objects of kind `K` (metadata only) whose watch events are changes: the
+/// echoes of this controller's own applies are dropped; deletions always pass.
+fn changes<K>(
+    client: &Client,
+    config: &watcher::Config,
+    kind: &'static str,
+    own_writes: &Arc<OwnWrites>,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let own_writes = own_writes.clone();
+    watcher(
+        Api::<PartialObjectMeta<K>>::all(client.clone()),
+        config.clone(),
+    )
+    .default_backoff()
+    .try_filter_map(move |event| {
+        let own_writes = own_writes.clone();
+        async move {
+            Ok(match event {
+                watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
+                    let (key, version) = object_key(&object);
+                    if own_writes.is_echo(kind, key, version).await {
+                        None
+                    } else {
+                        Some(object)
+                    }
+                }
+                watcher::Event::Delete(object) => Some(object),
+                watcher::Event::Init | watcher::Event::InitDone => None,
+            })
+        }
+    })
+}
+
+/// When the controller stops.
+pub enum Shutdown {
+    /// On SIGTERM or SIGINT (the process).
+    Signal,
+    /// When the sender is used or dropped (tests and embedders).
+    On(tokio::sync::oneshot::Receiver<()>),
+}
+
+/// Runs the controller until `shutdown`, then lets running reconciles finish.
+/// `ready` turns true once the caches have been listed.
+pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>, shutdown: Shutdown) {
+    let client = ctx.client.clone();
+    let (reader, writer) = reflector::store::<OrasCache>();
+    // Ready once the first list of caches is complete. (Not `Store::wait_until_ready`:
+    // its future keeps a single waker, and the Controller already waits on it.)
+    // Status writes do not change `metadata.generation`: filtering on it keeps the
+    // controller's own status updates from triggering another reconcile.
+    let caches = watcher(
+        Api::<OrasCache>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .inspect_ok({
+        let ctx = ctx.clone();
+        move |event| match event {
+            watcher::Event::InitDone if !ready.swap(true, Ordering::Relaxed) => {
+                tracing::info!("caches listed");
+            }
+            // The API server deletes the owned objects; only the bookkeeping is left.
+            watcher::Event::Delete(cache) => ctx.forget(cache),
+            _ => {}
+        }
+    })
+    .reflect(writer)
+    .applied_objects()
+    .predicate_filter(predicates::generation, Default::default());
+    // Owned objects: only their metadata (owner references) is needed to find the cache,
+    // and only the objects this controller made are watched.
+    let owned = watcher::Config::default().labels(MANAGED_SELECTOR);
+    let statefulsets = changes::<StatefulSet>(&client, &owned, "StatefulSet", &ctx.own_writes);
+    let services = changes::<Service>(&client, &owned, "Service", &ctx.own_writes);
+
+    let controller = Controller::for_stream(caches, reader)
+        .owns_stream(statefulsets)
+        .owns_stream(services);
+    let controller = match shutdown {
+        Shutdown::Signal => controller.shutdown_on_signal(),
+        Shutdown::On(stop) => controller.graceful_shutdown_on(async move {
+            let _ = stop.await;
+        }),
+    };
+    controller
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((cache, _)) => tracing::debug!(%cache, "reconciled"),
+                Err(error) => tracing::debug!(%error, "reconcile error"),
+            }
+        })
+        .await;
+    tracing::info!("controller stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> String {
+        "ns/oras".to_string()
+    }
+
+    #[tokio::test]
+    async fn the_echo_of_an_apply_is_dropped_once_and_later_changes_pass() {
+        let writes = OwnWrites::default();
+        let v = |s: &str| Some(s.to_string());
+        assert!(
+            !writes.is_echo("StatefulSet", key(), v("7")).await,
+            "nothing applied"
+        );
+        writes.begin("StatefulSet", "ns", "oras");
+        writes.finish("StatefulSet", "ns", "oras", v("8"));
+        assert!(
+            !writes.is_echo("Service", key(), v("8")).await,
+            "another kind"
+        );
+        assert!(writes.is_echo("StatefulSet", key(), v("8")).await);
+        assert!(
+            !writes.is_echo("StatefulSet", key(), v("8")).await,
+            "consumed"
+        );
+        writes.begin("StatefulSet", "ns", "oras");
+        writes.finish("StatefulSet", "ns", "oras", v("9"));
+        assert!(
+            !writes.is_echo("StatefulSet", key(), v("10")).await,
+            "someone else's change"
+        );
+    }
+
+    #[tokio::test]
+    async fn forgetting_a_cache_drops_its_records() {
+        let writes = OwnWrites::default();
+        writes.begin("StatefulSet", "ns", "oras");
+        writes.finish("StatefulSet", "ns", "oras", Some("8".into()));
+        writes.begin("StatefulSet", "ns", "other");
+        writes.finish("StatefulSet", "ns", "other", Some("9".into()));
+        writes.forget("ns/oras");
+        assert!(!writes.is_echo("StatefulSet", key(), Some("8".into())).await);
+        assert!(
+            writes
+                .is_echo("StatefulSet", "ns/other".into(), Some("9".into()))
+                .await
+        );
+    }
+
+    #[tokio::test]
+    async fn an_echo_that_beats_the_apply_response_waits_for_it() {
+        let writes = Arc::new(OwnWrites::default());
+        writes.begin("Service", "ns", "oras");
+        let waiting = {
+            let writes = writes.clone();
+            tokio::spawn(async move { writes.is_echo("Service", key(), Some("5".into())).await })
+        };
+        tokio::task::yield_now().await;
+        writes.finish("Service", "ns", "oras", Some("5".into()));
+        assert!(waiting.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_failed_apply_lets_the_event_through() {
+        let writes = Arc::new(OwnWrites::default());
+        writes.begin("Service", "ns", "oras");
+        let waiting = {
+            let writes = writes.clone();
+            tokio::spawn(async move { writes.is_echo("Service", key(), Some("5".into())).await })
+        };
+        tokio::task::yield_now().await;
+        writes.finish("Service", "ns", "oras", None);
+        assert!(!waiting.await.unwrap());
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_five_minutes() {
+        let delays: Vec<u64> = (0..8).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(delays, [5, 10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(backoff(u32::MAX), BACKOFF_MAX);
+    }
+}

@@ -1,0 +1,356 @@
+//! The `OrasCache` custom resource: one OCI registry (an artifact cache) per namespace.
+//!
+//! The spec keeps the original project's fields (`image`, `deploy`, `secrets.orasEnv`,
+//! `secrets.registryHttp`) and adds what a registry that keeps its artifacts needs
+//! (`storage`, `resources`, `port`). `crdgen` prints the CRD generated from these types.
+
+use std::collections::BTreeMap;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// API group of the CRD, the same as the original Go operator's.
+pub const GROUP: &str = "cache.converged-computing.github.io";
+/// Version of the CRD.
+pub const VERSION: &str = "v1alpha1";
+/// Registry image used when `spec.image` is not set: the CNCF distribution registry,
+/// pinned to a release (never `latest`, so a node restart cannot change the cache).
+pub const DEFAULT_IMAGE: &str = "docker.io/library/registry:3.0.0";
+/// Port the registry listens on and the Service exposes when `spec.port` is not set:
+/// the port the admission policy puts in the agents' references.
+pub const DEFAULT_PORT: i32 = oras_contract::pod::CACHE_PORT as i32;
+/// The condition type this controller reports.
+pub const CONDITION_READY: &str = "Ready";
+
+/// Spec of an OrasCache: an OCI registry that workflow pods in the namespace push their
+/// outputs to and pull their inputs from.
+// Each `printcolumn(...)` repeats `type_`, which the lint takes for a duplicate.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "cache.converged-computing.github.io",
+    version = "v1alpha1",
+    kind = "OrasCache",
+    namespaced,
+    status = "OrasCacheStatus",
+    category = "oras",
+    doc = "An OCI registry (artifact cache) for the workflows of one namespace.",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        description = "Whether the registry serves requests",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Endpoint",
+        type_ = "string",
+        description = "host:port of the registry inside the cluster",
+        json_path = ".status.endpoint"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct OrasCacheSpec {
+    /// Registry container image. Defaults to the CNCF distribution registry pinned to a
+    /// release; any image that serves the OCI distribution API on `port` works.
+    #[serde(default = "default_image")]
+    #[schemars(length(min = 1))]
+    pub image: String,
+
+    /// Whether the controller deploys the registry. `false` means the workflows use an
+    /// external registry (the `registry` pod annotation): the controller removes the
+    /// StatefulSet and Service it made and reports Ready with reason `External`.
+    #[serde(default = "default_true")]
+    pub deploy: bool,
+
+    /// Names of Secrets in the cache's namespace.
+    #[serde(default)]
+    pub secrets: CacheSecrets,
+
+    /// Where the registry keeps its artifacts. Without a size: an emptyDir (lost when the
+    /// registry pod is deleted). With a size: a PersistentVolumeClaim per registry pod,
+    /// kept across restarts.
+    #[serde(default)]
+    pub storage: CacheStorage,
+
+    /// Compute resources of the registry container.
+    #[serde(default)]
+    pub resources: CacheResources,
+
+    /// Port the registry listens on and the Service exposes. The admission policy
+    /// addresses the in-namespace cache on 5000: with another port, pods name the cache
+    /// with the `registry` annotation (`status.endpoint`).
+    #[serde(default = "default_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+}
+
+/// Secrets the cache refers to by name; all are optional.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheSecrets {
+    /// Secret whose keys (`ORAS_USER`, `ORAS_PUSH_PASS`, `ORAS_PULL_PASS`) become the
+    /// environment of the injected agent containers (used by the admission policy, not by
+    /// the registry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oras_env: Option<String>,
+
+    /// Secret holding the registry's HTTP secret (the key that signs upload state) under
+    /// the key `REGISTRY_HTTP_SECRET`; the registry gets it as the environment variable of
+    /// that name. Without it the registry makes a random one at start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_http: Option<String>,
+}
+
+/// Storage of the registry's artifacts.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheStorage {
+    /// Size of the PersistentVolumeClaim (a quantity such as `10Gi`). Unset: emptyDir.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<Quantity>,
+
+    /// StorageClass of the PersistentVolumeClaim; unset uses the cluster's default class.
+    /// Only used with `size`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+/// Requests and limits of the registry container, as in a Pod's `resources`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheResources {
+    /// Minimum resources the registry is scheduled with, e.g. `cpu: 100m`, `memory: 64Mi`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub requests: BTreeMap<String, Quantity>,
+
+    /// Maximum resources the registry may use, e.g. `memory: 512Mi`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub limits: BTreeMap<String, Quantity>,
+}
+
+/// A Kubernetes quantity (`500m`, `1Gi`, `2`). YAML numbers are accepted and kept as text.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct Quantity(pub String);
+
+impl<'de> Deserialize<'de> for Quantity {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Int(i64),
+            Float(f64),
+        }
+        Ok(match Raw::deserialize(deserializer)? {
+            Raw::Text(text) => Quantity(text),
+            Raw::Int(n) => Quantity(n.to_string()),
+            Raw::Float(x) => Quantity(x.to_string()),
+        })
+    }
+}
+
+impl JsonSchema for Quantity {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Quantity".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        // Integer or string, as Kubernetes' own quantities; the field's doc comment is
+        // its description.
+        schemars::json_schema!({ "x-kubernetes-int-or-string": true })
+    }
+}
+
+/// What the controller observed and did.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrasCacheStatus {
+    /// Conditions of the cache; `Ready` tells whether workflows can use it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<CacheCondition>,
+
+    /// `host:port` of the registry inside the cluster
+    /// (`<name>.<namespace>.svc.<cluster domain>:<port>`); unset when `deploy` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+
+    /// Number of registry pods that pass their readiness probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+
+    /// The `metadata.generation` of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// One condition, with the fields of the Kubernetes `metav1.Condition`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheCondition {
+    /// Kind of condition; this controller reports `Ready`.
+    #[serde(rename = "type")]
+    pub type_: String,
+
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+
+    /// One-word CamelCase reason: `RegistryReady`, `RegistryNotReady`, `External`,
+    /// `InvalidSpec`, `ApplyFailed`.
+    pub reason: String,
+
+    /// Human readable details.
+    #[serde(default)]
+    pub message: String,
+
+    /// When `status` last changed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "date-time"))]
+    pub last_transition_time: Option<String>,
+
+    /// The `metadata.generation` this condition was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+fn default_image() -> String {
+    DEFAULT_IMAGE.to_string()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_port() -> i32 {
+    DEFAULT_PORT
+}
+
+impl Default for OrasCacheSpec {
+    fn default() -> Self {
+        Self {
+            image: default_image(),
+            deploy: true,
+            secrets: CacheSecrets::default(),
+            storage: CacheStorage::default(),
+            resources: CacheResources::default(),
+            port: DEFAULT_PORT,
+        }
+    }
+}
+
+impl OrasCacheStatus {
+    /// The `Ready` condition, when there is one.
+    pub fn ready(&self) -> Option<&CacheCondition> {
+        self.conditions.iter().find(|c| c.type_ == CONDITION_READY)
+    }
+}
+
+/// The CRD as YAML, exactly what `crdgen` prints and `examples/dist/crd.yaml` holds.
+pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
+    use kube::CustomResourceExt;
+    serde_yaml::to_string(&OrasCache::crd())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_spec_takes_every_default() {
+        let spec: OrasCacheSpec = serde_json::from_str("{}").unwrap();
+        assert_eq!(spec, OrasCacheSpec::default());
+        assert_eq!(spec.image, "docker.io/library/registry:3.0.0");
+        assert!(spec.deploy);
+        assert_eq!(spec.port, 5000);
+        assert_eq!(spec.storage.size, None);
+        assert!(spec.resources.requests.is_empty());
+    }
+
+    #[test]
+    fn the_original_fields_keep_their_names() {
+        let spec: OrasCacheSpec = serde_json::from_value(serde_json::json!({
+            "image": "ghcr.io/oras-project/registry:v1.0.0-rc.4",
+            "deploy": false,
+            "secrets": {"orasEnv": "oras-creds", "registryHttp": "registry-http"}
+        }))
+        .unwrap();
+        assert_eq!(spec.image, "ghcr.io/oras-project/registry:v1.0.0-rc.4");
+        assert!(!spec.deploy);
+        assert_eq!(spec.secrets.oras_env.as_deref(), Some("oras-creds"));
+        assert_eq!(spec.secrets.registry_http.as_deref(), Some("registry-http"));
+    }
+
+    #[test]
+    fn quantities_accept_numbers_and_text() {
+        let res: CacheResources = serde_json::from_value(serde_json::json!({
+            "requests": {"cpu": 1, "memory": "64Mi"},
+            "limits": {"cpu": 0.5}
+        }))
+        .unwrap();
+        assert_eq!(res.requests["cpu"], Quantity("1".into()));
+        assert_eq!(res.requests["memory"], Quantity("64Mi".into()));
+        assert_eq!(res.limits["cpu"], Quantity("0.5".into()));
+    }
+
+    #[test]
+    fn the_crd_has_status_printer_columns_and_descriptions() {
+        use kube::CustomResourceExt;
+        let crd = serde_json::to_value(OrasCache::crd()).unwrap();
+        assert_eq!(crd["spec"]["group"], GROUP);
+        assert_eq!(crd["spec"]["scope"], "Namespaced");
+        let version = &crd["spec"]["versions"][0];
+        assert_eq!(version["name"], VERSION);
+        assert!(version["subresources"]["status"].is_object());
+        let columns: Vec<&str> = version["additionalPrinterColumns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(columns, ["Ready", "Endpoint", "Age"]);
+        let schema = &version["schema"]["openAPIV3Schema"];
+        assert_eq!(
+            schema["properties"]["spec"]["properties"]["port"]["default"],
+            5000
+        );
+        assert_eq!(
+            schema["properties"]["spec"]["properties"]["deploy"]["default"],
+            true
+        );
+        assert_eq!(
+            schema["properties"]["spec"]["properties"]["image"]["default"],
+            DEFAULT_IMAGE
+        );
+        assert_every_property_described(schema, "openAPIV3Schema");
+    }
+
+    fn assert_every_property_described(schema: &serde_json::Value, path: &str) {
+        if let Some(props) = schema.get("properties").and_then(|p| p.as_object()) {
+            for (name, prop) in props {
+                let here = format!("{path}.{name}");
+                if name != "apiVersion" && name != "kind" && name != "metadata" {
+                    assert!(
+                        prop.get("description").is_some(),
+                        "{here} has no description"
+                    );
+                }
+                assert_every_property_described(prop, &here);
+            }
+        }
+        if let Some(items) = schema.get("items") {
+            assert_every_property_described(items, &format!("{path}[]"));
+        }
+        if let Some(extra) = schema.get("additionalProperties") {
+            assert_every_property_described(extra, &format!("{path}{{}}"));
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! The real controller against a real API server. Runs only when ORAS_TEST_KUBECONFIG
+//! names a kubeconfig whose user may create CRDs and namespaces; otherwise it says it is
+//! skipped and why. No scheduler or kubelet is needed: the test writes the StatefulSet's
+//! status itself to stand for a ready registry pod.
+//!
+//!   ORAS_TEST_KUBECONFIG=$HOME/.kube/config cargo test -p oras-controller --test integration -- --nocapture
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::wait::{Condition, await_condition, conditions};
+use kube::{Client, Config, CustomResourceExt, Resource, ResourceExt};
+use oras_controller::controller::{self, Shutdown};
+use oras_controller::metrics::Metrics;
+use oras_controller::{Context, OrasCache, Settings};
+use serde_json::json;
+
+/// Upper bound of every wait, so that a broken controller fails the test instead of
+/// hanging it. Nothing is asserted about how long a step takes.
+const PATIENCE: Duration = Duration::from_secs(120);
+const MANAGER: &str = "oras-controller-integration-test";
+
+async fn client() -> Option<Client> {
+    let Some(path) = std::env::var_os("ORAS_TEST_KUBECONFIG") else {
+        println!(
+            "integration: skipped: ORAS_TEST_KUBECONFIG is not set (set it to a kubeconfig of \
+             a cluster where this test may create the OrasCache CRD and a namespace)"
+        );
+        return None;
+    };
+    let kubeconfig = Kubeconfig::read_from(&path)
+        .unwrap_or_else(|e| panic!("reading ORAS_TEST_KUBECONFIG {path:?}: {e}"));
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("kubeconfig {path:?}: {e}"));
+    Some(Client::try_from(config).expect("a client from the kubeconfig"))
+}
+
+async fn wait<K>(api: &Api<K>, name: &str, what: &str, condition: impl Condition<K>) -> Option<K>
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    within(what, await_condition(api.clone(), name, condition))
+        .await
+        .unwrap_or_else(|e| panic!("waiting for {what}: {e}"))
+}
+
+async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(PATIENCE, future)
+        .await
+        .unwrap_or_else(|_| panic!("gave up waiting for {what}"))
+}
+
+fn owned_by(uid: String) -> impl Fn(Option<&StatefulSet>) -> bool {
+    move |sts| {
+        sts.is_some_and(|s| {
+            s.owner_references()
+                .iter()
+                .any(|r| r.uid == uid && r.controller == Some(true))
+        })
+    }
+}
+
+fn ready_is(status: &'static str, reason: &'static str) -> impl Fn(Option<&OrasCache>) -> bool {
+    move |cache| {
+        cache
+            .and_then(|c| c.status.as_ref())
+            .and_then(|s| s.ready())
+            .is_some_and(|c| c.status == status && c.reason == reason)
+    }
+}
+
+#[tokio::test]
+async fn the_controller_runs_a_cache_through_its_life() {
+    let Some(client) = client().await else {
+        return;
+    };
+
+    // The CRD, as crdgen prints it.
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let apply = PatchParams::apply(MANAGER).force();
+    crds.patch(
+        OrasCache::crd_name(),
+        &apply,
+        &Patch::Apply(OrasCache::crd()),
+    )
+    .await
+    .expect("applying the CRD");
+    wait(
+        &crds,
+        OrasCache::crd_name(),
+        "the CRD to be established",
+        conditions::is_crd_established(),
+    )
+    .await;
+
+    // A namespace of our own.
+    let ns_name = format!("oras-it-{}", std::process::id());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": ns_name}})).unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("creating the namespace");
+
+    // The controller, in this process.
+    let metrics = Arc::new(Metrics::default());
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        Settings::default(),
+        metrics.clone(),
+        None,
+    ));
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let running = tokio::spawn(controller::run(
+        ctx,
+        Arc::new(AtomicBool::new(false)),
+        Shutdown::On(stopped),
+    ));
+
+    let caches: Api<OrasCache> = Api::namespaced(client.clone(), &ns_name);
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns_name);
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns_name);
+
+    // Create a cache: a StatefulSet and a Service owned by it, status not ready yet.
+    let cache: OrasCache = serde_json::from_value(json!({
+        "apiVersion": "cache.converged-computing.github.io/v1alpha1",
+        "kind": "OrasCache",
+        "metadata": {"name": "oras"},
+        "spec": {}
+    }))
+    .unwrap();
+    let cache = caches
+        .create(&PostParams::default(), &cache)
+        .await
+        .expect("creating the cache");
+    let uid = cache.uid().expect("the API server sets a uid");
+    let sts = wait(
+        &statefulsets,
+        "oras",
+        "the StatefulSet",
+        owned_by(uid.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(sts.spec.as_ref().unwrap().replicas, Some(1));
+    let svc = within("the Service", async {
+        loop {
+            if let Some(svc) = services.get_opt("oras").await.unwrap() {
+                break svc;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(svc.owner_references().iter().any(|r| r.uid == uid));
+    assert_eq!(
+        svc.spec.as_ref().unwrap().ports.as_ref().unwrap()[0].port,
+        5000
+    );
+    let cache = wait(
+        &caches,
+        "oras",
+        "status RegistryNotReady",
+        ready_is("False", "RegistryNotReady"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        cache.status.as_ref().unwrap().endpoint.as_deref(),
+        Some(format!("oras.{ns_name}.svc.cluster.local:5000").as_str())
+    );
+
+    // Stand in for the kubelet: the registry pod is ready.
+    statefulsets
+        .patch_status(
+            "oras",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"status": {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1}}),
+            ),
+        )
+        .await
+        .expect("patching the StatefulSet status");
+    let cache = wait(
+        &caches,
+        "oras",
+        "status RegistryReady",
+        ready_is("True", "RegistryReady"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(cache.status.as_ref().unwrap().ready_replicas, Some(1));
+
+    // Change the spec: the Service and the StatefulSet follow.
+    caches
+        .patch(
+            "oras",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"port": 6000}})),
+        )
+        .await
+        .expect("changing the port");
+    wait(
+        &statefulsets,
+        "oras",
+        "the StatefulSet on port 6000",
+        |sts: Option<&StatefulSet>| {
+            sts.and_then(|s| s.spec.as_ref())
+                .and_then(|s| s.template.spec.as_ref())
+                .and_then(|p| p.containers[0].ports.as_ref())
+                .is_some_and(|ports| ports[0].container_port == 6000)
+        },
+    )
+    .await;
+    within("the Service on port 6000", async {
+        loop {
+            let svc = services.get("oras").await.unwrap();
+            if svc.spec.as_ref().unwrap().ports.as_ref().unwrap()[0].port == 6000 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    wait(
+        &caches,
+        "oras",
+        "observedGeneration 2",
+        |c: Option<&OrasCache>| {
+            c.and_then(|c| c.status.as_ref())
+                .and_then(|s| s.observed_generation)
+                == Some(2)
+        },
+    )
+    .await;
+
+    // deploy: false removes the registry and reports External.
+    caches
+        .patch(
+            "oras",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"deploy": false}})),
+        )
+        .await
+        .expect("setting deploy false");
+    let sts_uid = sts.uid().unwrap();
+    wait(
+        &statefulsets,
+        "oras",
+        "the StatefulSet to go",
+        conditions::is_deleted(&sts_uid),
+    )
+    .await;
+    let svc_uid = svc.uid().unwrap();
+    within("the Service to go", async {
+        loop {
+            match services.get_opt("oras").await.unwrap() {
+                Some(s) if s.uid().as_deref() == Some(svc_uid.as_str()) => {
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                }
+                _ => break,
+            }
+        }
+    })
+    .await;
+    let cache = wait(
+        &caches,
+        "oras",
+        "status External",
+        ready_is("True", "External"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(cache.status.as_ref().unwrap().endpoint, None);
+
+    // Delete the cache.
+    caches
+        .delete("oras", &DeleteParams::default())
+        .await
+        .expect("deleting the cache");
+    wait(
+        &caches,
+        "oras",
+        "the cache to go",
+        conditions::is_deleted(&uid),
+    )
+    .await;
+
+    let _ = stop.send(());
+    within("the controller to stop", running)
+        .await
+        .expect("the controller task");
+    namespaces
+        .delete(&ns_name, &DeleteParams::default())
+        .await
+        .expect("deleting the namespace");
+    println!(
+        "integration: passed with {} reconciles",
+        metrics.reconciles()
+    );
+}

@@ -1,0 +1,163 @@
+//! The committed manifests agree with the code: the CRD is what `crdgen` prints, the
+//! example caches are valid, and the install manifests have what the docs promise.
+
+use std::path::PathBuf;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::rbac::v1::ClusterRole;
+use oras_controller::OrasCache;
+use oras_controller::builders;
+use serde::Deserialize;
+
+fn examples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+fn documents(path: &str) -> Vec<serde_yaml::Value> {
+    let text = std::fs::read_to_string(examples().join(path)).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| serde_yaml::Value::deserialize(doc).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_committed_crd_is_what_crdgen_prints() {
+    let committed = std::fs::read_to_string(examples().join("dist/01-crd.yaml")).unwrap();
+    let generated = oras_controller::crd::crd_yaml().unwrap();
+    assert!(
+        committed == generated,
+        "examples/dist/01-crd.yaml differs from crdgen's output; regenerate it with\n  \
+         cargo run -p oras-controller --bin crdgen > examples/dist/01-crd.yaml"
+    );
+}
+
+#[test]
+fn every_example_cache_is_valid() {
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(examples().join("cache")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut cache: OrasCache =
+            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        cache.metadata.namespace = Some("default".into());
+        assert_eq!(builders::validate(&cache), Ok(()), "{name}");
+        seen.push((name, cache));
+    }
+    seen.sort_by(|a, b| a.0.cmp(&b.0));
+    let names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "oras-cache-external.yaml",
+            "oras-cache-persistent.yaml",
+            "oras-cache.yaml"
+        ]
+    );
+    assert!(!seen[0].1.spec.deploy);
+    assert!(seen[1].1.spec.storage.size.is_some());
+    assert_eq!(seen[2].1.spec, oras_controller::OrasCacheSpec::default());
+}
+
+#[test]
+fn the_deployment_has_probes_and_the_restricted_profile() {
+    let docs = documents("dist/03-deployment.yaml");
+    let deployment: Deployment = serde_yaml::from_value(docs[0].clone()).unwrap();
+    let pod = deployment.spec.unwrap().template.spec.unwrap();
+    assert_eq!(pod.service_account_name.as_deref(), Some("oras-controller"));
+    let psc = pod.security_context.unwrap();
+    assert_eq!(psc.run_as_non_root, Some(true));
+    assert_eq!(psc.seccomp_profile.unwrap().type_, "RuntimeDefault");
+    let c = &pod.containers[0];
+    let ready = c
+        .readiness_probe
+        .as_ref()
+        .unwrap()
+        .http_get
+        .as_ref()
+        .unwrap();
+    assert_eq!(ready.path.as_deref(), Some("/readyz"));
+    let live = c
+        .liveness_probe
+        .as_ref()
+        .unwrap()
+        .http_get
+        .as_ref()
+        .unwrap();
+    assert_eq!(live.path.as_deref(), Some("/healthz"));
+    let sc = c.security_context.as_ref().unwrap();
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(
+        sc.capabilities.as_ref().unwrap().drop.as_deref(),
+        Some(&["ALL".to_string()][..])
+    );
+}
+
+#[test]
+fn rbac_grants_only_what_the_controller_uses() {
+    let docs = documents("dist/02-rbac.yaml");
+    let role: ClusterRole = docs
+        .iter()
+        .find(|d| d["kind"] == "ClusterRole")
+        .map(|d| serde_yaml::from_value(d.clone()).unwrap())
+        .unwrap();
+    let mut grants: Vec<String> = role
+        .rules
+        .unwrap()
+        .iter()
+        .flat_map(|rule| {
+            let group = rule.api_groups.as_ref().unwrap()[0].clone();
+            rule.resources
+                .as_ref()
+                .unwrap()
+                .iter()
+                .flat_map(move |res| {
+                    let group = group.clone();
+                    rule.verbs
+                        .iter()
+                        .map(move |verb| format!("{group}/{res}:{verb}"))
+                })
+        })
+        .collect();
+    grants.sort();
+    let mut expected = vec![
+        "cache.converged-computing.github.io/orascaches:get",
+        "cache.converged-computing.github.io/orascaches:list",
+        "cache.converged-computing.github.io/orascaches:watch",
+        "cache.converged-computing.github.io/orascaches/status:patch",
+        "apps/statefulsets:get",
+        "apps/statefulsets:list",
+        "apps/statefulsets:watch",
+        "apps/statefulsets:create",
+        "apps/statefulsets:patch",
+        "apps/statefulsets:delete",
+        "/services:get",
+        "/services:list",
+        "/services:watch",
+        "/services:create",
+        "/services:patch",
+        "/services:delete",
+        "events.k8s.io/events:create",
+        "events.k8s.io/events:patch",
+    ];
+    expected.sort();
+    assert_eq!(grants, expected);
+}
+
+#[test]
+fn the_install_manifests_use_one_namespace() {
+    for file in ["dist/02-rbac.yaml", "dist/03-deployment.yaml"] {
+        for doc in documents(file) {
+            if let Some(ns) = doc["metadata"].get("namespace") {
+                assert_eq!(ns, "oras-system", "{file}");
+            }
+        }
+    }
+    let ns = &documents("dist/00-namespace.yaml")[0];
+    assert_eq!(ns["metadata"]["name"], "oras-system");
+    assert_eq!(
+        ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "restricted"
+    );
+}

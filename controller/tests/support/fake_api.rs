@@ -1,0 +1,425 @@
+//! A small fake Kubernetes API server on 127.0.0.1, for running the real controller
+//! (its watches included) without a cluster. Shared by `tests/watch_loop.rs` and
+//! `benches/idle.rs`.
+//!
+//! It serves what oras-controller uses and nothing else: list and watch of OrasCaches
+//! (whole objects) and of StatefulSets and Services (metadata only, as the controller
+//! asks); server-side applies of StatefulSets, Services and the OrasCache status; GET and
+//! DELETE of a StatefulSet or Service; event create and patch. It sends the watch events
+//! a real API server would: ADDED for a new object, MODIFIED for a changed one, DELETED,
+//! and nothing for an apply that changes nothing. Watches stream from the moment they
+//! connect (no replay from a resourceVersion), so callers wait for
+//! [`FakeApi::watching`] before they change anything.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+const GROUP_PATH: &str = "/apis/cache.converged-computing.github.io/v1alpha1";
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// The kinds the fake server keeps.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Kind {
+    Cache,
+    StatefulSet,
+    Service,
+}
+
+#[derive(Default)]
+struct State {
+    resource_version: u64,
+    /// Objects by kind and `namespace/name`.
+    objects: HashMap<(Kind, String), Value>,
+    watchers: HashMap<Kind, Vec<mpsc::UnboundedSender<Bytes>>>,
+    /// Requests served, by `METHOD kind` (or the last path segment).
+    requests: HashMap<String, u64>,
+    /// StatefulSet and Service applies, by `kind namespace/name`.
+    applies: HashMap<String, u64>,
+}
+
+impl State {
+    fn next_rv(&mut self) -> String {
+        self.resource_version += 1;
+        self.resource_version.to_string()
+    }
+
+    fn notify(&mut self, kind: Kind, event: &str, object: &Value) {
+        let object = match kind {
+            Kind::Cache => object.clone(),
+            _ => metadata_only(object),
+        };
+        let mut line = serde_json::to_vec(&json!({"type": event, "object": object}))
+            .expect("a JSON value serializes");
+        line.push(b'\n');
+        let line = Bytes::from(line);
+        if let Some(list) = self.watchers.get_mut(&kind) {
+            list.retain(|tx| tx.send(line.clone()).is_ok());
+        }
+    }
+
+    /// Changes a stored object as another actor would: new resourceVersion, MODIFIED.
+    fn modify(&mut self, kind: Kind, key: &str, change: impl FnOnce(&mut Value)) {
+        let rv = self.next_rv();
+        let object = self
+            .objects
+            .get_mut(&(kind, key.to_string()))
+            .unwrap_or_else(|| panic!("no {kind:?} {key}"));
+        change(object);
+        object["metadata"]["resourceVersion"] = json!(rv);
+        let object = object.clone();
+        self.notify(kind, "MODIFIED", &object);
+    }
+}
+
+fn metadata_only(object: &Value) -> Value {
+    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": object["metadata"]})
+}
+
+/// A running fake API server.
+#[derive(Clone)]
+pub struct FakeApi {
+    state: Arc<Mutex<State>>,
+    /// Where it listens (127.0.0.1).
+    pub addr: SocketAddr,
+}
+
+impl FakeApi {
+    /// Starts the server with `caches` OrasCaches named `oras` in namespaces
+    /// `team-000`, `team-001`, ... (spec `{}`, generation 1, no status).
+    pub async fn start(caches: usize) -> FakeApi {
+        let state: Arc<Mutex<State>> = Arc::default();
+        {
+            let mut st = state.lock().unwrap();
+            for index in 0..caches {
+                let rv = st.next_rv();
+                let cache = json!({
+                    "apiVersion": "cache.converged-computing.github.io/v1alpha1",
+                    "kind": "OrasCache",
+                    "metadata": {
+                        "name": "oras", "namespace": format!("team-{index:03}"),
+                        "uid": format!("00000000-0000-4000-8000-{index:012}"),
+                        "generation": 1, "resourceVersion": rv,
+                        "creationTimestamp": "2026-01-01T00:00:00Z"
+                    },
+                    "spec": {}
+                });
+                st.objects
+                    .insert((Kind::Cache, format!("team-{index:03}/oras")), cache);
+            }
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let state = served.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| handle(state.clone(), req));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        FakeApi { state, addr }
+    }
+
+    /// A kubeconfig for this server (no credentials).
+    pub fn kubeconfig(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{}\n\
+             users:\n- name: fake\n  user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n\
+             current-context: fake\n",
+            self.addr
+        )
+    }
+
+    /// A kube client for this server.
+    pub fn client(&self) -> kube::Client {
+        let url = format!("http://{}", self.addr).parse().unwrap();
+        kube::Client::try_from(kube::Config::new(url)).unwrap()
+    }
+
+    /// Whether a watch of each kind is connected.
+    pub fn watching(&self) -> bool {
+        let st = self.state.lock().unwrap();
+        [Kind::Cache, Kind::StatefulSet, Kind::Service]
+            .iter()
+            .all(|k| st.watchers.get(k).is_some_and(|w| !w.is_empty()))
+    }
+
+    /// A stored object.
+    pub fn object(&self, kind: Kind, key: &str) -> Option<Value> {
+        self.state
+            .lock()
+            .unwrap()
+            .objects
+            .get(&(kind, key.to_string()))
+            .cloned()
+    }
+
+    /// Stored objects of a kind.
+    pub fn objects(&self, kind: Kind) -> Vec<Value> {
+        let st = self.state.lock().unwrap();
+        st.objects
+            .iter()
+            .filter(|((k, _), _)| *k == kind)
+            .map(|(_, o)| o.clone())
+            .collect()
+    }
+
+    /// Changes an object as another actor (a user, the kubelet) would.
+    pub fn modify(&self, kind: Kind, key: &str, change: impl FnOnce(&mut Value)) {
+        self.state.lock().unwrap().modify(kind, key, change);
+    }
+
+    /// Deletes an object as another actor would (DELETED with a new resourceVersion).
+    pub fn delete(&self, kind: Kind, key: &str) {
+        let mut st = self.state.lock().unwrap();
+        let mut object = st
+            .objects
+            .remove(&(kind, key.to_string()))
+            .unwrap_or_else(|| panic!("no {kind:?} {key}"));
+        object["metadata"]["resourceVersion"] = json!(st.next_rv());
+        st.notify(kind, "DELETED", &object);
+    }
+
+    /// Every StatefulSet gets `ready` ready replicas, as the StatefulSet controller
+    /// would write once the kubelet reports the pod.
+    pub fn set_ready(&self, ready: i32) {
+        let mut st = self.state.lock().unwrap();
+        let keys: Vec<String> = st
+            .objects
+            .keys()
+            .filter(|(k, _)| *k == Kind::StatefulSet)
+            .map(|(_, key)| key.clone())
+            .collect();
+        for key in keys {
+            st.modify(Kind::StatefulSet, &key, |sts| {
+                sts["status"] = json!({"replicas": 1, "readyReplicas": ready});
+            });
+        }
+    }
+
+    /// Requests served so far, by `METHOD kind`.
+    pub fn requests(&self) -> HashMap<String, u64> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    /// Applies of `kind` (`StatefulSet` or `Service`) to `namespace/name` so far.
+    pub fn applies(&self, kind: Kind, key: &str) -> u64 {
+        let st = self.state.lock().unwrap();
+        st.applies
+            .get(&format!("{kind:?} {key}"))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+fn full(status: u16, value: &Value) -> Response<Body> {
+    let bytes = serde_json::to_vec(value).expect("a JSON value serializes");
+    let mut response = Response::new(Full::new(Bytes::from(bytes)).boxed());
+    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+    response
+        .headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    response
+}
+
+fn status(code: u16, message: String) -> Response<Body> {
+    full(
+        code,
+        &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "message": message}),
+    )
+}
+
+fn kind_of(segments: &[&str]) -> Option<Kind> {
+    if segments.contains(&"orascaches") {
+        Some(Kind::Cache)
+    } else if segments.contains(&"statefulsets") {
+        Some(Kind::StatefulSet)
+    } else if segments.contains(&"services") {
+        Some(Kind::Service)
+    } else {
+        None
+    }
+}
+
+async fn handle(
+    state: Arc<Mutex<State>>,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let query = request.uri().query().unwrap_or("").to_string();
+    let body = request
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let kind = kind_of(&segments);
+    let mut st = state.lock().unwrap();
+    let what = format!(
+        "{method} {}",
+        kind.map_or_else(
+            || segments.last().unwrap_or(&"").to_string(),
+            |k| format!("{k:?}")
+        )
+    );
+    *st.requests.entry(what).or_default() += 1;
+
+    // Cluster-wide list and watch.
+    let collection = match path.as_str() {
+        p if p == format!("{GROUP_PATH}/orascaches") => Some(Kind::Cache),
+        "/apis/apps/v1/statefulsets" => Some(Kind::StatefulSet),
+        "/api/v1/services" => Some(Kind::Service),
+        _ => None,
+    };
+    if let (Some(kind), &Method::GET) = (collection, &method) {
+        if query.contains("watch=true") {
+            let (tx, rx) = mpsc::unbounded_channel();
+            st.watchers.entry(kind).or_default().push(tx);
+            let stream = futures::stream::unfold(rx, |mut rx| async move {
+                rx.recv()
+                    .await
+                    .map(|line| (Ok::<_, Infallible>(Frame::data(line)), rx))
+            });
+            let mut response = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+            response
+                .headers_mut()
+                .insert("content-type", "application/json".parse().unwrap());
+            return Ok(response);
+        }
+        let rv = st.resource_version.to_string();
+        let items: Vec<Value> = st
+            .objects
+            .iter()
+            .filter(|((k, _), _)| *k == kind)
+            .map(|(_, o)| match kind {
+                Kind::Cache => o.clone(),
+                _ => metadata_only(o),
+            })
+            .collect();
+        let (api_version, list_kind) = match kind {
+            Kind::Cache => (
+                "cache.converged-computing.github.io/v1alpha1",
+                "OrasCacheList",
+            ),
+            _ => ("meta.k8s.io/v1", "PartialObjectMetadataList"),
+        };
+        return Ok(full(
+            200,
+            &json!({"apiVersion": api_version, "kind": list_kind, "metadata": {"resourceVersion": rv}, "items": items}),
+        ));
+    }
+
+    // One object: .../namespaces/{ns}/{resource}/{name}[/status]
+    let Some(at) = segments.iter().position(|s| *s == "namespaces") else {
+        return Ok(status(404, format!("{method} {path}")));
+    };
+    let namespace = segments.get(at + 1).copied().unwrap_or("");
+    let resource = segments.get(at + 2).copied().unwrap_or("");
+    let name = segments.get(at + 3).copied().unwrap_or("");
+    let key = format!("{namespace}/{name}");
+    let status_write = segments.len() == at + 5 && segments[at + 4] == "status";
+
+    if resource == "events" {
+        return Ok(match method {
+            Method::POST => full(201, &body),
+            // A repeated event: the recorder counts it in a series.
+            Method::PATCH => full(200, &body),
+            _ => status(405, format!("{method} {path}")),
+        });
+    }
+    let Some(kind) = kind else {
+        return Ok(status(404, format!("{method} {path}")));
+    };
+    match (&method, kind, status_write) {
+        (&Method::PATCH, Kind::Cache, true) => {
+            let Some(cache) = st.objects.get(&(Kind::Cache, key.clone())).cloned() else {
+                return Ok(status(404, key));
+            };
+            if cache.get("status") == Some(&body["status"]) {
+                return Ok(full(200, &cache));
+            }
+            st.modify(Kind::Cache, &key, |c| c["status"] = body["status"].clone());
+            let cache = st.objects[&(Kind::Cache, key)].clone();
+            Ok(full(200, &cache))
+        }
+        (&Method::PATCH, Kind::StatefulSet | Kind::Service, false) => {
+            *st.applies.entry(format!("{kind:?} {key}")).or_default() += 1;
+            let existing = st.objects.get(&(kind, key.clone())).cloned();
+            let changed = existing.as_ref().is_none_or(|e| {
+                e["spec"] != body["spec"] || e["metadata"]["labels"] != body["metadata"]["labels"]
+            });
+            if !changed {
+                return Ok(full(200, &existing.unwrap_or_default()));
+            }
+            let rv = st.next_rv();
+            let generation = existing
+                .as_ref()
+                .and_then(|e| e["metadata"]["generation"].as_i64())
+                .unwrap_or(0)
+                + 1;
+            let mut object = body.clone();
+            object["metadata"]["uid"] = json!(format!("{kind:?}-{key}"));
+            object["metadata"]["resourceVersion"] = json!(rv);
+            object["metadata"]["generation"] = json!(generation);
+            if kind == Kind::StatefulSet {
+                // No kubelet here: a new registry pod is not ready until the caller
+                // says so; an updated one keeps its status.
+                object["status"] = existing
+                    .as_ref()
+                    .map(|e| e["status"].clone())
+                    .unwrap_or_else(|| json!({"replicas": 1, "readyReplicas": 0}));
+            }
+            st.objects.insert((kind, key), object.clone());
+            let event = if existing.is_some() {
+                "MODIFIED"
+            } else {
+                "ADDED"
+            };
+            st.notify(kind, event, &object);
+            Ok(full(200, &object))
+        }
+        (&Method::GET, _, false) => Ok(match st.objects.get(&(kind, key.clone())) {
+            Some(object) => full(200, object),
+            None => status(404, key),
+        }),
+        (&Method::DELETE, Kind::StatefulSet | Kind::Service, false) => {
+            match st.objects.remove(&(kind, key.clone())) {
+                Some(mut object) => {
+                    // As in etcd, the deletion has a revision of its own.
+                    object["metadata"]["resourceVersion"] = json!(st.next_rv());
+                    st.notify(kind, "DELETED", &object);
+                    Ok(full(200, &object))
+                }
+                None => Ok(status(404, key)),
+            }
+        }
+        _ => Ok(status(405, format!("{method} {path}"))),
+    }
+}

@@ -1,0 +1,3 @@
+//! Helpers shared by the integration-style tests.
+
+pub mod fake_api;

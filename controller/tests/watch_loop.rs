@@ -1,0 +1,146 @@
+//! The whole controller loop (watches, echo filtering, reconcile, status) in-process
+//! against the fake API server of `tests/support/fake_api.rs` on 127.0.0.1: what the
+//! mock scenarios cannot show, that watch events lead to the right reconciles and that
+//! the controller's own writes lead to none.
+
+mod support;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use oras_controller::controller::{self, Shutdown};
+use oras_controller::metrics::Metrics;
+use oras_controller::{Context, Settings};
+use serde_json::{Value, json};
+use support::fake_api::{FakeApi, Kind};
+
+/// Upper bound of every wait, so that a broken loop fails instead of hanging. Nothing is
+/// asserted about how long a step takes.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let waited = tokio::time::timeout(PATIENCE, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "gave up waiting for {what}");
+}
+
+fn ready(api: &FakeApi, key: &str) -> Option<(String, String)> {
+    let cache = api.object(Kind::Cache, key)?;
+    let condition = &cache["status"]["conditions"][0];
+    Some((
+        condition["status"].as_str()?.to_string(),
+        condition["reason"].as_str()?.to_string(),
+    ))
+}
+
+fn is(api: &FakeApi, key: &str, status: &str, reason: &str) -> bool {
+    ready(api, key) == Some((status.to_string(), reason.to_string()))
+}
+
+async fn within<T>(future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(PATIENCE, future)
+        .await
+        .expect("the controller stops")
+}
+
+#[tokio::test]
+async fn watch_events_drive_reconciles_and_own_writes_do_not() {
+    let api = FakeApi::start(3).await;
+    let metrics = Arc::new(Metrics::default());
+    let ctx = Arc::new(Context::new(
+        api.client(),
+        Settings::default(),
+        metrics.clone(),
+        None,
+    ));
+    let ready_flag = Arc::new(AtomicBool::new(false));
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let running = tokio::spawn(controller::run(
+        ctx,
+        ready_flag.clone(),
+        Shutdown::On(stopped),
+    ));
+
+    // Created: each cache gets its StatefulSet and Service, and a not-ready status.
+    let caches = ["team-000/oras", "team-001/oras", "team-002/oras"];
+    until("three caches applied", || {
+        caches
+            .iter()
+            .all(|c| is(&api, c, "False", "RegistryNotReady"))
+    })
+    .await;
+    until("the watches", || api.watching()).await;
+    until("/readyz to turn ready", || {
+        ready_flag.load(std::sync::atomic::Ordering::Relaxed)
+    })
+    .await;
+    let sts = api.object(Kind::StatefulSet, "team-000/oras").unwrap();
+    assert_eq!(
+        sts["metadata"]["ownerReferences"][0]["uid"],
+        "00000000-0000-4000-8000-000000000000"
+    );
+    assert!(api.object(Kind::Service, "team-000/oras").is_some());
+
+    // The registry pods turn ready: the caches follow.
+    api.set_ready(1);
+    until("three caches ready", || {
+        caches.iter().all(|c| is(&api, c, "True", "RegistryReady"))
+    })
+    .await;
+
+    // Drift: someone scales the registry and swaps its image; it is taken back.
+    api.modify(Kind::StatefulSet, "team-001/oras", |sts| {
+        sts["spec"]["replicas"] = json!(3);
+        sts["spec"]["template"]["spec"]["containers"][0]["image"] = json!("example/evil:1");
+    });
+    until("the drift corrected", || {
+        let sts = api.object(Kind::StatefulSet, "team-001/oras").unwrap();
+        sts["spec"]["replicas"] == 1
+            && sts["spec"]["template"]["spec"]["containers"][0]["image"]
+                == json!(oras_controller::crd::DEFAULT_IMAGE)
+    })
+    .await;
+
+    // Someone deletes a Service: it is made again.
+    api.delete(Kind::Service, "team-000/oras");
+    until("the Service back", || {
+        api.object(Kind::Service, "team-000/oras").is_some()
+    })
+    .await;
+
+    // deploy: false removes the registry and reports External.
+    api.modify(Kind::Cache, "team-002/oras", |cache| {
+        cache["spec"]["deploy"] = json!(false);
+        cache["metadata"]["generation"] = json!(2);
+    });
+    until("team-002 external", || {
+        is(&api, "team-002/oras", "True", "External")
+    })
+    .await;
+    assert!(api.object(Kind::StatefulSet, "team-002/oras").is_none());
+    assert!(api.object(Kind::Service, "team-002/oras").is_none());
+    assert_eq!(
+        api.object(Kind::Cache, "team-002/oras").unwrap()["status"].get("endpoint"),
+        None
+    );
+
+    let _ = stop.send(());
+    within(running).await.expect("the controller task");
+
+    // No reconcile came from the controller's own writes: team-000 was applied once
+    // when created, once when its pod turned ready and once when its Service was
+    // deleted; team-001 once more for the drift.
+    assert_eq!(api.applies(Kind::StatefulSet, "team-000/oras"), 3);
+    assert_eq!(api.applies(Kind::Service, "team-000/oras"), 3);
+    assert_eq!(api.applies(Kind::StatefulSet, "team-001/oras"), 3);
+    let status_writes: Value = json!(api.requests().get("PATCH Cache"));
+    // 3 created + 3 ready + 1 external.
+    assert_eq!(status_writes, json!(7));
+    assert!(metrics.reconciles() >= 8);
+}
