@@ -9,7 +9,7 @@ KWCTL := $(shell command -v kwctl 2>/dev/null)
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 POLICY_SOURCES := $(shell find policy/src contract/src -name '*.rs') policy/Cargo.toml contract/Cargo.toml Cargo.toml Cargo.lock
 
-.PHONY: all bench-agent push-policy test fmt fmt-check lint unit-tests e2e-tests demo bench-policy agent-static clean
+.PHONY: all images bench-agent bench-controller crd push-policy test fmt fmt-check lint unit-tests e2e-tests demo bench-policy agent-static clean
 
 all: annotated-policy.wasm
 
@@ -68,6 +68,21 @@ bench-policy: policy.wasm
 ## Push and pull 10,000 small files and 1 GiB with the agent and with oras-py (release build).
 bench-agent:
 	scripts/bench-agent.sh
+
+## Regenerate the committed CRD from the controller's types.
+crd:
+	$(CARGO) run -q -p oras-controller --bin crdgen > examples/dist/01-crd.yaml
+
+## The controller against a fake API server with 100 OrasCaches: reconciles and idle RSS.
+bench-controller:
+	$(CARGO) bench -p oras-controller --bench idle
+
+## The agent and controller images (static binaries on an empty base); needs a running engine.
+IMAGE_PREFIX ?= ghcr.io/converged-computing/oras-operator-rs
+images:
+	@docker info >/dev/null 2>&1 || { echo "no container engine answers (docker info fails): images need one" >&2; exit 1; }
+	docker build -f agent/Dockerfile -t $(IMAGE_PREFIX)/oras-agent:$(VERSION) .
+	docker build -f controller/Dockerfile -t $(IMAGE_PREFIX)/oras-controller:$(VERSION) .
 
 ## The agent as one static binary.
 agent-static:

@@ -57,3 +57,63 @@ fn annotate_embeds_metadata_and_usage_and_keeps_the_policy_working() {
     let host = PolicyHost::from_bytes(&module).unwrap();
     assert_eq!(host.protocol_version().unwrap(), json!("v1"));
 }
+
+/// Where kwctl is installed, its annotation and ours carry the same metadata.
+#[test]
+fn annotate_agrees_with_kwctl_where_kwctl_is_installed() {
+    let Ok(version) = Command::new("kwctl").arg("--version").output() else {
+        eprintln!(
+            "annotate_agrees_with_kwctl_where_kwctl_is_installed: skipped: kwctl is not installed"
+        );
+        return;
+    };
+    assert!(version.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let root = workspace::root();
+    let ours = dir.path().join("ours.wasm");
+    let theirs = dir.path().join("kwctl.wasm");
+    let status = Command::new(env!("CARGO"))
+        .current_dir(&root)
+        .args([
+            "run",
+            "-q",
+            "-p",
+            "oras-policy-tool",
+            "--",
+            "annotate",
+            "-m",
+            "metadata.yml",
+            "-u",
+            "README.md",
+            "-o",
+        ])
+        .arg(&ours)
+        .arg(workspace::policy_wasm())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = Command::new("kwctl")
+        .current_dir(&root)
+        .args(["annotate", "-m", "metadata.yml", "-u", "README.md", "-o"])
+        .arg(&theirs)
+        .arg(workspace::policy_wasm())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let section = |path: &std::path::Path| -> Value {
+        let module = std::fs::read(path).unwrap();
+        let bytes = oras_policy_tool::wasm_sections::read_custom(
+            &module,
+            oras_policy_tool::METADATA_SECTION,
+        )
+        .unwrap()
+        .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    // kwctl also writes the defaults of fields metadata.yml leaves out; every field we
+    // write must be what kwctl writes.
+    let (ours, theirs) = (section(&ours), section(&theirs));
+    for (key, value) in ours.as_object().unwrap() {
+        assert_eq!(&theirs[key], value, "field {key}");
+    }
+}

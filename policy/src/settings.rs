@@ -11,7 +11,7 @@ use crate::reference::check_registry_host;
 
 /// Image of the agent containers unless the `oras-container` annotation names another.
 pub const DEFAULT_AGENT_IMAGE: &str = concat!(
-    "ghcr.io/converged-computing/oras-agent:",
+    "ghcr.io/converged-computing/oras-operator-rs/oras-agent:",
     env!("CARGO_PKG_VERSION")
 );
 pub const DEFAULT_CACHE: &str = "oras";

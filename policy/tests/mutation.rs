@@ -424,7 +424,12 @@ fn a_pod_with_the_share_volume_is_left_alone() {
 
 #[test]
 fn annotations_that_ask_for_no_input_and_no_output_change_nothing() {
-    let templated = pod(&[("input-uri", "NA"), ("output-uri", "NA"), ("output-path", "NA"), ("debug", "true")]);
+    let templated = pod(&[
+        ("input-uri", "NA"),
+        ("output-uri", "NA"),
+        ("output-path", "NA"),
+        ("debug", "true"),
+    ]);
     assert_eq!(run("Pod", templated), Outcome::Accept);
     assert_eq!(run("Pod", pod(&[("oras-cache", "cache")])), Outcome::Accept);
 }
