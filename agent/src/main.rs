@@ -1,4 +1,177 @@
-fn main() {
-    eprintln!("oras-agent: not built yet");
-    std::process::exit(2);
+//! `oras-agent`: push and pull ORAS artifacts, and the init / launch / sidecar roles of
+//! oras-operator pods. See `agent/README.md`.
+
+mod cli;
+mod credentials;
+mod fsutil;
+mod init;
+mod launch;
+mod layout;
+mod progress;
+mod reference;
+mod registry;
+mod share;
+mod sidecar;
+mod transfer;
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+
+use cli::{Cli, Command};
+use reference::ArtifactRef;
+use registry::RetryPolicy;
+use share::ShareDir;
+use transfer::{Connection, PushSource};
+
+fn init_logging(debug: bool) {
+    let default = if debug {
+        "oras_agent=debug,oci_client=debug,info"
+    } else {
+        "info"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ORAS_AGENT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+fn connection(plain_http: bool) -> Connection {
+    Connection {
+        plain_http,
+        retry: RetryPolicy::from_env(),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn parse_annotations(pairs: &[String]) -> Result<BTreeMap<String, String>> {
+    pairs
+        .iter()
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+            _ => bail!("annotation {pair:?} is not KEY=VALUE"),
+        })
+        .collect()
+}
+
+fn run(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Push(args) => {
+            let reference = ArtifactRef::parse(&args.reference)?;
+            let annotations = parse_annotations(&args.annotations)?;
+            let sources = args
+                .paths
+                .iter()
+                .map(|path| {
+                    let title = layout::title_for(path).with_context(|| {
+                        format!("cannot name {} in the artifact", path.display())
+                    })?;
+                    Ok(PushSource {
+                        path: path.clone(),
+                        title,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let digest = runtime()?.block_on(transfer::push(
+                &reference,
+                &sources,
+                annotations,
+                &connection(args.transport.plain_http),
+                &std::env::temp_dir(),
+            ))?;
+            println!("{digest}");
+        }
+        Command::Pull(args) => {
+            let reference = ArtifactRef::parse(&args.reference)?;
+            let pulled = runtime()?.block_on(transfer::pull(
+                &reference,
+                &args.output,
+                !args.no_unpack,
+                &connection(args.transport.plain_http),
+            ))?;
+            for path in &pulled.placed {
+                tracing::info!("wrote {}", args.output.join(path).display());
+            }
+            println!("{}", pulled.digest);
+        }
+        Command::Tags(args) => {
+            let reference = ArtifactRef::parse_repository(&args.repository)?;
+            let tags = runtime()?.block_on(transfer::tags(
+                &reference,
+                &connection(args.transport.plain_http),
+            ))?;
+            for tag in tags {
+                println!("{tag}");
+            }
+        }
+        Command::Init(args) => {
+            let inputs = args
+                .inputs
+                .iter()
+                .map(|text| ArtifactRef::parse(text))
+                .collect::<Result<Vec<_>, _>>()?;
+            tracing::debug!(share = %args.share.display(), ?inputs, unpack = !args.no_unpack, plain_http = args.transport.plain_http, "init");
+            runtime()?.block_on(init::run(init::InitOptions {
+                share: ShareDir::new(args.share),
+                inputs,
+                unpack: !args.no_unpack,
+                connection: connection(args.transport.plain_http),
+            }))?;
+        }
+        Command::Launch(args) => {
+            tracing::debug!(?args, "launch");
+            let code = launch::run(launch::LaunchOptions {
+                share: ShareDir::new(args.share),
+                input_path: args.input_path,
+                output_path: args.output_path,
+                output_pipe: args.output_pipe,
+                push_on_failure: args.push_on_failure,
+                wait_push: args.wait_push,
+                command: args.command,
+            });
+            return Ok(ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)));
+        }
+        Command::Sidecar(args) => {
+            let output = ArtifactRef::parse(&args.output)?;
+            tracing::debug!(?args, "sidecar");
+            sidecar::run(sidecar::SidecarOptions {
+                share: ShareDir::new(args.share),
+                output,
+                push_on_failure: args.push_on_failure,
+                connection: connection(args.transport.plain_http),
+            })?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.command.debug());
+    if rustls::crypto::ring::default_provider()
+        .install_default()
+        .is_err()
+    {
+        tracing::debug!("a TLS crypto provider was already installed");
+    }
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

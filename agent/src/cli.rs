@@ -1,0 +1,289 @@
+//! Command-line arguments. Only parsing: the roles and commands do the work.
+//! The pod roles' flag names come from `oras_contract::agent_args`, so the policy and
+//! the agent cannot drift apart.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use oras_contract::agent_args::{flags, subcommands};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "oras-agent",
+    version,
+    about = "Push and pull ORAS artifacts; the init, launch and sidecar roles of oras-operator pods",
+    after_help = "Credentials: ORAS_USER with ORAS_PUSH_PASS / ORAS_PULL_PASS, else the Docker config \
+                  ($DOCKER_CONFIG/config.json or ~/.docker/config.json), else anonymous.\n\
+                  ORAS_AGENT_RETRY_SECONDS bounds the retries while a registry is unreachable (default 120)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Push files and directories as one artifact; prints the manifest digest.
+    Push(PushArgs),
+    /// Pull an artifact into a directory: files by their titles, directories unpacked.
+    Pull(PullArgs),
+    /// List the tags of a repository.
+    Tags(TagsArgs),
+    /// Pod role: install the agent into the share and pull the inputs.
+    #[command(name = subcommands::INIT)]
+    Init(InitArgs),
+    /// Pod role: run the application's command around the share protocol.
+    #[command(name = subcommands::LAUNCH)]
+    Launch(LaunchArgs),
+    /// Pod role: wait for the application, push its output.
+    #[command(name = subcommands::SIDECAR)]
+    Sidecar(SidecarArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TransportArgs {
+    /// Talk plain HTTP to the registry instead of HTTPS.
+    #[arg(long = flags::PLAIN_HTTP)]
+    pub plain_http: bool,
+    /// Log every resolved setting and each request.
+    #[arg(long = flags::DEBUG)]
+    pub debug: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    #[command(flatten)]
+    pub transport: TransportArgs,
+    /// Manifest annotation, repeatable.
+    #[arg(long = "annotation", short = 'a', value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
+    /// Reference to push to: host[:port]/repository[:tag].
+    pub reference: String,
+    /// Files and directories (a directory becomes one tar+gzip layer).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    #[command(flatten)]
+    pub transport: TransportArgs,
+    /// Directory to write into (created if missing).
+    #[arg(short = 'o', long = "output", default_value = ".")]
+    pub output: PathBuf,
+    /// Keep directory archives as <title>.tar.gz instead of unpacking them.
+    #[arg(long = flags::NO_UNPACK)]
+    pub no_unpack: bool,
+    /// Reference to pull: host[:port]/repository[:tag|@digest].
+    pub reference: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TagsArgs {
+    #[command(flatten)]
+    pub transport: TransportArgs,
+    /// Repository: host[:port]/repository.
+    pub repository: String,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The share directory (/mnt/oras in a pod).
+    #[arg(long = flags::SHARE)]
+    pub share: PathBuf,
+    /// Input reference, repeatable; input n goes to <share>/inputs/<n>/.
+    #[arg(long = flags::INPUT)]
+    pub inputs: Vec<String>,
+    /// Keep directory archives packed.
+    #[arg(long = flags::NO_UNPACK)]
+    pub no_unpack: bool,
+    #[command(flatten)]
+    pub transport: TransportArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LaunchArgs {
+    /// The share directory (/mnt/oras in a pod).
+    #[arg(long = flags::SHARE)]
+    pub share: PathBuf,
+    /// Where the inputs are placed (default: the working directory).
+    #[arg(long = flags::INPUT_PATH)]
+    pub input_path: Option<PathBuf>,
+    /// The file or directory staged as the output after the command exits.
+    #[arg(long = flags::OUTPUT_PATH)]
+    pub output_path: Option<PathBuf>,
+    /// A file the command's stdout and stderr are also appended to.
+    #[arg(long = flags::OUTPUT_PIPE)]
+    pub output_pipe: Option<PathBuf>,
+    /// Stage the output even when the command fails.
+    #[arg(long = flags::PUSH_ON_FAILURE)]
+    pub push_on_failure: bool,
+    /// Wait for the sidecar's push result before exiting.
+    #[arg(long = flags::WAIT_PUSH)]
+    pub wait_push: bool,
+    /// Log every resolved setting.
+    #[arg(long = flags::DEBUG)]
+    pub debug: bool,
+    /// The application's command and arguments, after `--`.
+    #[arg(last = true, required = true, num_args = 1..)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SidecarArgs {
+    /// The share directory (/mnt/oras in a pod).
+    #[arg(long = flags::SHARE)]
+    pub share: PathBuf,
+    /// Reference the output is pushed to.
+    #[arg(long = flags::OUTPUT)]
+    pub output: String,
+    /// Push the output even when the application failed.
+    #[arg(long = flags::PUSH_ON_FAILURE)]
+    pub push_on_failure: bool,
+    #[command(flatten)]
+    pub transport: TransportArgs,
+}
+
+impl Command {
+    /// Whether `--debug` was given.
+    pub fn debug(&self) -> bool {
+        match self {
+            Command::Push(a) => a.transport.debug,
+            Command::Pull(a) => a.transport.debug,
+            Command::Tags(a) => a.transport.debug,
+            Command::Init(a) => a.transport.debug,
+            Command::Launch(a) => a.debug,
+            Command::Sidecar(a) => a.transport.debug,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use oras_contract::agent_args::{InitCommand, LaunchCommand, SidecarCommand, Transport};
+
+    fn parse(argv: Vec<String>) -> Command {
+        let mut full = vec!["oras-agent".to_string()];
+        full.extend(argv);
+        Cli::try_parse_from(full).unwrap().command
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_what_the_policy_writes_for_init() {
+        let init = InitCommand {
+            share: "/mnt/oras".into(),
+            inputs: vec!["r:5000/a:1".into(), "r:5000/b:2".into()],
+            unpack: false,
+            transport: Transport {
+                plain_http: true,
+                debug: true,
+            },
+        };
+        let Command::Init(args) = parse(init.argv()) else {
+            panic!("not init")
+        };
+        assert_eq!(args.share, PathBuf::from("/mnt/oras"));
+        assert_eq!(args.inputs, init.inputs);
+        assert!(args.no_unpack);
+        assert!(args.transport.plain_http);
+        assert!(args.transport.debug);
+    }
+
+    #[test]
+    fn parses_what_the_policy_writes_for_launch() {
+        let launch = LaunchCommand {
+            share: "/mnt/oras".into(),
+            input_path: Some("/data in".into()),
+            output_path: Some("out dir".into()),
+            output_pipe: Some("/tmp/log".into()),
+            push_on_failure: true,
+            wait_push: true,
+            debug: true,
+            command: vec![
+                "sh".into(),
+                "-c".into(),
+                "echo --share; exit 3".into(),
+                "--".into(),
+            ],
+        };
+        let Command::Launch(args) = parse(launch.argv()) else {
+            panic!("not launch")
+        };
+        assert_eq!(args.share, PathBuf::from("/mnt/oras"));
+        assert_eq!(args.input_path, Some(PathBuf::from("/data in")));
+        assert_eq!(args.output_path, Some(PathBuf::from("out dir")));
+        assert_eq!(args.output_pipe, Some(PathBuf::from("/tmp/log")));
+        assert!(args.push_on_failure && args.wait_push && args.debug);
+        assert_eq!(args.command, launch.command);
+
+        let minimal = LaunchCommand {
+            share: "/s".into(),
+            input_path: None,
+            output_path: None,
+            output_pipe: None,
+            push_on_failure: false,
+            wait_push: false,
+            debug: false,
+            command: vec!["/bin/app".into()],
+        };
+        let Command::Launch(args) = parse(minimal.argv()) else {
+            panic!("not launch")
+        };
+        assert!(!args.wait_push && !args.push_on_failure && args.input_path.is_none());
+        assert_eq!(args.command, ["/bin/app"]);
+    }
+
+    #[test]
+    fn parses_what_the_policy_writes_for_sidecar() {
+        let sidecar = SidecarCommand {
+            share: "/mnt/oras".into(),
+            output: "r:5000/out:latest".into(),
+            push_on_failure: true,
+            transport: Transport {
+                plain_http: true,
+                debug: false,
+            },
+        };
+        let Command::Sidecar(args) = parse(sidecar.argv()) else {
+            panic!("not sidecar")
+        };
+        assert_eq!(args.output, sidecar.output);
+        assert!(args.push_on_failure && args.transport.plain_http && !args.transport.debug);
+    }
+
+    #[test]
+    fn user_commands_parse() {
+        let Command::Push(args) = parse(
+            [
+                "push",
+                "--plain-http",
+                "-a",
+                "k=v",
+                "localhost:5000/x:y",
+                "a",
+                "b",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ) else {
+            panic!("not push")
+        };
+        assert_eq!(args.annotations, ["k=v"]);
+        assert_eq!(args.paths.len(), 2);
+        let Command::Pull(args) = parse(
+            ["pull", "localhost:5000/x:y", "-o", "out"]
+                .map(String::from)
+                .to_vec(),
+        ) else {
+            panic!("not pull")
+        };
+        assert_eq!(args.output, PathBuf::from("out"));
+    }
+}

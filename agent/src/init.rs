@@ -1,0 +1,66 @@
+//! The `init` role (container `oras-init`): install the agent into the share, then pull
+//! every input into `inputs/<n>/`, in order.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::reference::ArtifactRef;
+use crate::share::ShareDir;
+use crate::transfer::{self, Connection};
+
+pub struct InitOptions {
+    pub share: ShareDir,
+    pub inputs: Vec<ArtifactRef>,
+    pub unpack: bool,
+    pub connection: Connection,
+}
+
+pub async fn run(options: InitOptions) -> Result<()> {
+    let share = &options.share;
+    share.create_layout()?;
+    install_agent(share)?;
+    for (index, input) in options.inputs.iter().enumerate() {
+        let number = index + 1;
+        let dir = share.input_dir(number);
+        let pulled = transfer::pull(input, &dir, options.unpack, &options.connection)
+            .await
+            .with_context(|| format!("cannot pull input {number} ({input})"))?;
+        tracing::info!(
+            "input {number}: {input} ({}) in {}",
+            pulled.digest,
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Copy the running binary to `bin/oras-agent` in the share (write, then rename).
+fn install_agent(share: &ShareDir) -> Result<()> {
+    let me = std::env::current_exe().context("cannot find the agent's own binary")?;
+    let dest = share.agent_binary();
+    if same_file(&me, &dest) {
+        return Ok(());
+    }
+    let dir = dest.parent().unwrap_or(share.root());
+    let temp = tempfile::Builder::new()
+        .prefix(".oras-agent-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot install the agent into {}", dir.display()))?;
+    let install_error = || format!("cannot install {} as {}", me.display(), dest.display());
+    fs::copy(&me, temp.path()).with_context(install_error)?;
+    fs::set_permissions(temp.path(), fs::Permissions::from_mode(0o755))
+        .with_context(install_error)?;
+    temp.persist(&dest).with_context(install_error)?;
+    tracing::debug!("installed {}", dest.display());
+    Ok(())
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (fs::canonicalize(a), fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}

@@ -1,0 +1,428 @@
+//! Unpacking: placing a verified file blob under its title, and extracting a tar+gzip
+//! layer. Extraction happens in a staging directory inside the target and is moved into
+//! place only when the whole archive was accepted, so a refused archive leaves nothing.
+//! Entries with absolute paths or `..`, links pointing outside, device files and writes
+//! through symlinks are refused with the entry's name.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use flate2::read::GzDecoder;
+use sha2::{Digest as _, Sha256};
+
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    #[error("archive {layer}: entry {entry:?} refused: {reason}")]
+    Refused {
+        layer: String,
+        entry: String,
+        reason: String,
+    },
+    #[error("archive {layer}: {context}: {source}")]
+    Io {
+        layer: String,
+        context: String,
+        source: io::Error,
+    },
+    #[error(
+        "archive {layer}: the uncompressed content is {actual}, the annotation says {expected}: refused, nothing written"
+    )]
+    ContentDigest {
+        layer: String,
+        expected: String,
+        actual: String,
+    },
+}
+
+/// Move a verified temporary file to `target/title`, creating parent directories.
+pub fn place_file(
+    temp: tempfile::NamedTempFile,
+    target: &Path,
+    title: &Path,
+) -> io::Result<PathBuf> {
+    let dest = target.join(title);
+    if let Some(parent) = dest.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    if let Ok(meta) = fs::symlink_metadata(&dest)
+        && meta.is_dir()
+    {
+        tracing::warn!("replacing directory {} by a file", dest.display());
+        fs::remove_dir_all(&dest)?;
+    }
+    let file = temp.persist(&dest).map_err(|e| e.error)?;
+    file.set_permissions(fs::Permissions::from_mode(0o644))?;
+    Ok(dest)
+}
+
+/// Reader that hashes what is read through it.
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Extract the tar+gzip `archive` into `target`. `layer` names the layer in messages;
+/// `content_digest` is the expected digest of the uncompressed tar when known.
+/// Returns the top-level names placed in `target`.
+pub fn extract_archive(
+    archive: &File,
+    target: &Path,
+    layer: &str,
+    content_digest: Option<&str>,
+) -> Result<Vec<PathBuf>, UnpackError> {
+    let io_error = |context: String| {
+        let layer = layer.to_string();
+        move |source| UnpackError::Io {
+            layer,
+            context,
+            source,
+        }
+    };
+    let staging = tempfile::Builder::new()
+        .prefix(".oras-agent-unpack-")
+        .tempdir_in(target)
+        .map_err(io_error(format!(
+            "cannot create a staging directory in {}",
+            target.display()
+        )))?;
+    // A clone shares the file offset with the writer's: start from the beginning.
+    let mut reader = archive
+        .try_clone()
+        .map_err(io_error("cannot read the downloaded blob".into()))?;
+    reader
+        .seek(SeekFrom::Start(0))
+        .map_err(io_error("cannot read the downloaded blob".into()))?;
+    let mut hashing = Hashing {
+        inner: GzDecoder::new(BufReader::with_capacity(1 << 20, reader)),
+        hasher: Sha256::new(),
+    };
+    let mut directory_modes = Vec::new();
+    {
+        let mut tar = tar::Archive::new(&mut hashing);
+        let entries = tar
+            .entries()
+            .map_err(io_error("cannot read the archive".into()))?;
+        for entry in entries {
+            let mut entry = entry.map_err(io_error("cannot read the archive".into()))?;
+            extract_entry(&mut entry, staging.path(), layer, &mut directory_modes)?;
+        }
+    }
+    // Read the end of the tar (zero blocks and padding) so the digest covers it all.
+    io::copy(&mut hashing, &mut io::sink()).map_err(io_error("cannot read the archive".into()))?;
+    let actual = format!("sha256:{}", hex::encode(hashing.hasher.finalize()));
+    if let Some(expected) = content_digest
+        && expected != actual
+    {
+        return Err(UnpackError::ContentDigest {
+            layer: layer.to_string(),
+            expected: expected.to_string(),
+            actual,
+        });
+    }
+    // Deepest first, so a read-only parent does not stop its children.
+    for (path, mode) in directory_modes.iter().rev() {
+        fs::set_permissions(path, fs::Permissions::from_mode(*mode)).map_err(io_error(format!(
+            "cannot set the mode of {}",
+            path.display()
+        )))?;
+    }
+    let mut placed = Vec::new();
+    let mut tops: Vec<_> = fs::read_dir(staging.path())
+        .map_err(io_error("cannot list the staging directory".into()))?
+        .collect::<Result<_, _>>()
+        .map_err(io_error("cannot list the staging directory".into()))?;
+    tops.sort_by_key(|e| e.file_name());
+    for top in tops {
+        let dest = target.join(top.file_name());
+        if let Ok(meta) = fs::symlink_metadata(&dest) {
+            tracing::warn!("replacing {} with the content of {layer}", dest.display());
+            let removed = if meta.is_dir() {
+                fs::remove_dir_all(&dest)
+            } else {
+                fs::remove_file(&dest)
+            };
+            removed.map_err(io_error(format!("cannot replace {}", dest.display())))?;
+        }
+        fs::rename(top.path(), &dest)
+            .map_err(io_error(format!("cannot move into {}", dest.display())))?;
+        placed.push(PathBuf::from(top.file_name()));
+    }
+    Ok(placed)
+}
+
+/// Lexically clean relative path of an entry, or why it is refused.
+fn entry_path(raw: &Path) -> Result<Option<PathBuf>, &'static str> {
+    let mut clean = PathBuf::new();
+    for component in raw.components() {
+        match component {
+            Component::Normal(part) => clean.push(part),
+            Component::CurDir => {}
+            Component::ParentDir => return Err("it contains `..`"),
+            Component::RootDir | Component::Prefix(_) => return Err("it is an absolute path"),
+        }
+    }
+    Ok((!clean.as_os_str().is_empty()).then_some(clean))
+}
+
+/// Whether a symlink at `entry` (relative) pointing to `target` stays inside the root.
+fn symlink_stays_inside(entry: &Path, target: &Path) -> bool {
+    if target.is_absolute() {
+        return false;
+    }
+    let mut depth: usize = entry.components().count().saturating_sub(1);
+    for component in target.components() {
+        match component {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return false,
+            },
+            Component::RootDir | Component::Prefix(_) => return false,
+        }
+    }
+    true
+}
+
+/// Create the parents of `root/relative` one by one, refusing to go through a symlink
+/// or a file.
+fn prepare_parents(root: &Path, relative: &Path) -> Result<(), String> {
+    let mut current = root.to_path_buf();
+    let Some(parent) = relative.parent() else {
+        return Ok(());
+    };
+    for component in parent.components() {
+        current.push(component);
+        match fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(format!(
+                    "it would be written through the symlink {}",
+                    current.strip_prefix(root).unwrap_or(&current).display()
+                ));
+            }
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(format!(
+                    "its parent {} is not a directory",
+                    current.strip_prefix(root).unwrap_or(&current).display()
+                ));
+            }
+            Err(_) => fs::create_dir(&current).map_err(|e| e.to_string())?,
+        }
+    }
+    Ok(())
+}
+
+/// Remove whatever is at `path` unless it is a directory and `keep_dir`.
+fn clear(path: &Path, keep_dir: bool) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() && !meta.file_type().is_symlink() => {
+            if keep_dir {
+                Ok(())
+            } else {
+                fs::remove_dir_all(path)
+            }
+        }
+        Ok(_) => fs::remove_file(path),
+        Err(_) => Ok(()),
+    }
+}
+
+fn extract_entry<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    root: &Path,
+    layer: &str,
+    directory_modes: &mut Vec<(PathBuf, u32)>,
+) -> Result<(), UnpackError> {
+    let raw = entry
+        .path()
+        .map_err(|e| UnpackError::Io {
+            layer: layer.to_string(),
+            context: "cannot read an entry name".into(),
+            source: e,
+        })?
+        .into_owned();
+    let name = raw.display().to_string();
+    let refuse = |reason: String| UnpackError::Refused {
+        layer: layer.to_string(),
+        entry: name.clone(),
+        reason,
+    };
+    let entry_type = entry.header().entry_type();
+    if matches!(
+        entry_type,
+        tar::EntryType::XGlobalHeader
+            | tar::EntryType::XHeader
+            | tar::EntryType::GNULongName
+            | tar::EntryType::GNULongLink
+    ) {
+        return Ok(());
+    }
+    let Some(relative) = entry_path(&raw).map_err(|r| refuse(r.to_string()))? else {
+        return Ok(()); // "./": the root itself
+    };
+    let dest = root.join(&relative);
+    let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
+    let io_refuse = |e: io::Error| refuse(e.to_string());
+    match entry_type {
+        tar::EntryType::Directory => {
+            prepare_parents(root, &relative).map_err(refuse)?;
+            clear(&dest, true).map_err(io_refuse)?;
+            if !dest.is_dir() {
+                fs::create_dir(&dest).map_err(io_refuse)?;
+            }
+            directory_modes.push((dest, mode));
+        }
+        tar::EntryType::Regular | tar::EntryType::Continuous => {
+            prepare_parents(root, &relative).map_err(refuse)?;
+            clear(&dest, false).map_err(io_refuse)?;
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&dest)
+                .map_err(io_refuse)?;
+            io::copy(entry, &mut file).map_err(io_refuse)?;
+            file.set_permissions(fs::Permissions::from_mode(mode))
+                .map_err(io_refuse)?;
+        }
+        tar::EntryType::Symlink => {
+            let target = entry
+                .link_name()
+                .map_err(io_refuse)?
+                .ok_or_else(|| refuse("a symlink without a target".into()))?
+                .into_owned();
+            if !symlink_stays_inside(&relative, &target) {
+                return Err(refuse(format!(
+                    "the symlink points to {} outside the target directory",
+                    target.display()
+                )));
+            }
+            prepare_parents(root, &relative).map_err(refuse)?;
+            clear(&dest, false).map_err(io_refuse)?;
+            std::os::unix::fs::symlink(&target, &dest).map_err(io_refuse)?;
+        }
+        tar::EntryType::Link => {
+            let target = entry
+                .link_name()
+                .map_err(io_refuse)?
+                .ok_or_else(|| refuse("a hard link without a target".into()))?
+                .into_owned();
+            let target_relative = match entry_path(&target) {
+                Ok(Some(path)) => path,
+                _ => {
+                    return Err(refuse(format!(
+                        "the hard link points to {} outside the target directory",
+                        target.display()
+                    )));
+                }
+            };
+            let source = root.join(&target_relative);
+            let source_ok = prepare_parents(root, &target_relative).is_ok()
+                && fs::symlink_metadata(&source).is_ok_and(|m| m.is_file());
+            if !source_ok {
+                return Err(refuse(format!(
+                    "the hard link points to {}, which is not a file extracted before it",
+                    target.display()
+                )));
+            }
+            prepare_parents(root, &relative).map_err(refuse)?;
+            clear(&dest, false).map_err(io_refuse)?;
+            fs::hard_link(&source, &dest).map_err(io_refuse)?;
+        }
+        tar::EntryType::Char | tar::EntryType::Block => {
+            return Err(refuse("device files are not extracted".into()));
+        }
+        tar::EntryType::Fifo => return Err(refuse("named pipes are not extracted".into())),
+        other => return Err(refuse(format!("unsupported entry type {other:?}"))),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symlink_targets_are_checked_lexically() {
+        assert!(symlink_stays_inside(
+            Path::new("a/b/link"),
+            Path::new("../c")
+        ));
+        assert!(symlink_stays_inside(Path::new("a/link"), Path::new("../x")));
+        assert!(!symlink_stays_inside(
+            Path::new("a/link"),
+            Path::new("../../x")
+        ));
+        assert!(!symlink_stays_inside(
+            Path::new("link"),
+            Path::new("/etc/passwd")
+        ));
+        assert!(symlink_stays_inside(
+            Path::new("a/link"),
+            Path::new("./b/../c")
+        ));
+    }
+
+    #[test]
+    fn packed_directory_unpacks_identical() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src/results");
+        fs::create_dir_all(src.join("empty")).unwrap();
+        fs::create_dir_all(src.join("sub")).unwrap();
+        fs::write(src.join("sub/run.sh"), "#!/bin/sh\n").unwrap();
+        fs::set_permissions(src.join("sub/run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(src.join("zero"), "").unwrap();
+        std::os::unix::fs::symlink("sub/run.sh", src.join("link")).unwrap();
+        let long = "n".repeat(180);
+        fs::write(src.join(&long), "long").unwrap();
+
+        let packed = crate::layout::pack::pack_directory(&src, "results", dir.path()).unwrap();
+        let target = dir.path().join("target");
+        fs::create_dir_all(&target).unwrap();
+        let placed = extract_archive(
+            packed.file.as_file(),
+            &target,
+            "results",
+            Some(&packed.content_digest),
+        )
+        .unwrap();
+        assert_eq!(placed, [PathBuf::from("results")]);
+        let out = target.join("results");
+        assert!(out.join("empty").is_dir());
+        assert_eq!(fs::read(out.join("zero")).unwrap(), b"");
+        assert_eq!(fs::read_to_string(out.join(&long)).unwrap(), "long");
+        assert_eq!(
+            fs::read_link(out.join("link")).unwrap(),
+            Path::new("sub/run.sh")
+        );
+        let mode = fs::metadata(out.join("sub/run.sh"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o755);
+        // Only the result is left: no staging directory.
+        assert_eq!(fs::read_dir(&target).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn entry_paths_refuse_escapes() {
+        assert!(entry_path(Path::new("../x")).is_err());
+        assert!(entry_path(Path::new("/x")).is_err());
+        assert_eq!(entry_path(Path::new("./")).unwrap(), None);
+        assert_eq!(
+            entry_path(Path::new("./a/b")).unwrap(),
+            Some(PathBuf::from("a/b"))
+        );
+    }
+}

@@ -1,0 +1,475 @@
+//! The registry client: the only place that talks HTTP.
+//!
+//! Built on `oci-client`, working around its traps:
+//! - blobs are pushed with one monolithic streaming PUT (reads of 1 MiB), never its
+//!   chunked upload, which sends one request per stream item;
+//! - zero-byte blobs go through the same streaming PUT, which accepts them;
+//! - blobs are pulled into a temporary file and verified here before anyone renames
+//!   them into place;
+//! - on registries without authentication, the client would request `/v2/` before
+//!   every call: blob calls then go through a client that never stored credentials.
+//!
+//! Connection refused, time-outs, 5xx and 429 are retried with backoff within
+//! [`RetryPolicy::budget`], then reported with the registry and the reference.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{StreamExt, TryStreamExt};
+use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol};
+use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::manifest::OciDescriptor;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, RegistryOperation};
+use sha2::{Digest as _, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::credentials::{self, Operation};
+use crate::progress::Progress;
+use crate::reference::ArtifactRef;
+
+/// Size of each read when streaming a blob from disk to the registry.
+const UPLOAD_READ_SIZE: usize = 1 << 20;
+/// Buffer between the network and a blob's temporary file.
+const DOWNLOAD_BUFFER_SIZE: usize = 1 << 20;
+/// Environment variable holding the retry budget in seconds.
+pub const RETRY_ENV: &str = "ORAS_AGENT_RETRY_SECONDS";
+const DEFAULT_RETRY_SECONDS: u64 = 120;
+
+/// How long transient registry errors are retried before giving up.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub budget: Duration,
+}
+
+impl RetryPolicy {
+    /// From `ORAS_AGENT_RETRY_SECONDS`, 120 s by default.
+    pub fn from_env() -> Self {
+        let seconds = std::env::var(RETRY_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(DEFAULT_RETRY_SECONDS);
+        Self {
+            budget: Duration::from_secs(seconds),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(
+        "registry {registry} did not answer in {seconds}s of retries while trying to {action} {reference}: {last}"
+    )]
+    Unavailable {
+        registry: String,
+        reference: String,
+        action: String,
+        seconds: u64,
+        last: String,
+    },
+    #[error("cannot {action} {reference} at registry {registry}: {reason}")]
+    Failed {
+        registry: String,
+        reference: String,
+        action: String,
+        reason: String,
+    },
+    #[error(
+        "blob {expected} of {reference} does not match its digest (received {actual}, {size} bytes): refused, nothing written"
+    )]
+    DigestMismatch {
+        reference: String,
+        expected: String,
+        actual: String,
+        size: u64,
+    },
+    #[error("{reference}: unsupported digest {digest:?} (only sha256 is supported)")]
+    UnsupportedDigest { reference: String, digest: String },
+}
+
+/// True for errors that may go away: the registry is starting, overloaded or flaky.
+fn is_transient(err: &OciDistributionError) -> bool {
+    match err {
+        OciDistributionError::RequestError(e) => {
+            e.is_connect()
+                || e.is_timeout()
+                || e.is_request()
+                || e.is_body()
+                || e.status()
+                    .is_some_and(|s| s.is_server_error() || s.as_u16() == 429)
+        }
+        OciDistributionError::ServerError { code, .. } => *code >= 500 || *code == 429,
+        OciDistributionError::RegistryError { envelope, .. } => envelope
+            .errors
+            .iter()
+            .any(|e| matches!(e.code, OciErrorCode::Toomanyrequests)),
+        _ => false,
+    }
+}
+
+fn client_config(plain_http: bool) -> ClientConfig {
+    ClientConfig {
+        protocol: if plain_http {
+            ClientProtocol::Http
+        } else {
+            ClientProtocol::Https
+        },
+        use_monolithic_push: true,
+        connect_timeout: Some(Duration::from_secs(10)),
+        read_timeout: Some(Duration::from_secs(120)),
+        max_concurrent_upload: 4,
+        max_concurrent_download: 4,
+        user_agent: concat!("oras-agent/", env!("CARGO_PKG_VERSION")),
+        ..Default::default()
+    }
+}
+
+/// Which client serves which call, after probing how the registry authenticates.
+enum Mode {
+    /// The registry hands out tokens (or takes basic auth): the probing client has
+    /// them cached, it serves every call.
+    Tokens(Client),
+    /// The registry wants no authentication: `blobs` never stored credentials, so it
+    /// never probes `/v2/`; the few manifest and tag calls (which store credentials
+    /// first) go through `probe`, at the cost of one `/v2/` request each.
+    Open { probe: Client, blobs: Client },
+}
+
+/// A connection to one registry for one artifact.
+pub struct Registry {
+    reference: ArtifactRef,
+    auth: RegistryAuth,
+    mode: Mode,
+    retry: RetryPolicy,
+}
+
+impl Registry {
+    /// Reach the registry of `reference` (retrying while it is not up) and authenticate.
+    pub async fn connect(
+        reference: &ArtifactRef,
+        op: Operation,
+        plain_http: bool,
+        retry: RetryPolicy,
+    ) -> Result<Self, RegistryError> {
+        let (auth, source) = credentials::resolve(reference.registry(), op);
+        tracing::debug!(registry = reference.registry(), ?source, "credentials");
+        let probe = Client::new(client_config(plain_http));
+        let mut registry = Self {
+            reference: reference.clone(),
+            auth,
+            mode: Mode::Tokens(probe.clone()),
+            retry,
+        };
+        let ops: &[RegistryOperation] = match op {
+            Operation::Pull => &[RegistryOperation::Pull],
+            Operation::Push => &[RegistryOperation::Pull, RegistryOperation::Push],
+        };
+        let mut token = false;
+        for registry_op in ops {
+            let auth = registry.auth.clone();
+            let oci = reference.oci().clone();
+            let got = registry
+                .with_retry("reach", || probe.auth(&oci, &auth, *registry_op))
+                .await?;
+            token |= got.is_some();
+        }
+        if !token && matches!(registry.auth, RegistryAuth::Anonymous) {
+            registry.mode = Mode::Open {
+                probe,
+                blobs: Client::new(client_config(plain_http)),
+            };
+        }
+        Ok(registry)
+    }
+
+    pub fn reference(&self) -> &ArtifactRef {
+        &self.reference
+    }
+
+    fn blob_client(&self) -> &Client {
+        match &self.mode {
+            Mode::Tokens(client) => client,
+            Mode::Open { blobs, .. } => blobs,
+        }
+    }
+
+    /// The client for calls that store credentials before they run.
+    fn manifest_client(&self) -> &Client {
+        match &self.mode {
+            Mode::Tokens(client) => client,
+            Mode::Open { probe, .. } => probe,
+        }
+    }
+
+    fn failed(&self, action: &str, reason: impl ToString) -> RegistryError {
+        RegistryError::Failed {
+            registry: self.reference.registry().to_string(),
+            reference: self.reference.to_string(),
+            action: action.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Run `call` until it succeeds, fails for good, or the retry budget is spent.
+    async fn with_retry<T, F, Fut>(&self, action: &str, mut call: F) -> Result<T, RegistryError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, OciDistributionError>>,
+    {
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match call().await {
+                Ok(value) => return Ok(value),
+                Err(err) if is_transient(&err) => {
+                    let elapsed = start.elapsed();
+                    if elapsed + delay > self.retry.budget {
+                        return Err(RegistryError::Unavailable {
+                            registry: self.reference.registry().to_string(),
+                            reference: self.reference.to_string(),
+                            action: action.to_string(),
+                            seconds: self.retry.budget.as_secs(),
+                            last: error_chain(&err),
+                        });
+                    }
+                    tracing::warn!(
+                        registry = self.reference.registry(),
+                        "cannot {action} {} yet ({}); retrying in {:?}",
+                        self.reference,
+                        error_chain(&err),
+                        delay
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(3));
+                }
+                Err(err) => return Err(self.failed(action, error_chain(&err))),
+            }
+        }
+    }
+
+    /// Whether the registry already has the blob (then it need not be pushed).
+    pub async fn has_blob(&self, digest: &str) -> Result<bool, RegistryError> {
+        let oci = self.reference.oci();
+        self.with_retry("check blob of", || {
+            self.blob_client().blob_exists(oci, digest)
+        })
+        .await
+    }
+
+    /// Push the file at `path` as the blob `digest` of `size` bytes: one streaming PUT.
+    pub async fn push_blob_file(
+        &self,
+        path: &Path,
+        digest: &str,
+        size: u64,
+    ) -> Result<(), RegistryError> {
+        let oci = self.reference.oci();
+        let action = format!("push {} ({digest}) to", path.display());
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let progress = Progress::start(format!("pushing {name}"), size).map(Arc::new);
+        self.with_retry(&action, || async {
+            let file = tokio::fs::File::open(path).await?;
+            let progress = progress.clone();
+            let stream = tokio_util::io::ReaderStream::with_capacity(file, UPLOAD_READ_SIZE)
+                .inspect_ok(move |chunk| {
+                    if let Some(progress) = &progress {
+                        progress.advance(chunk.len() as u64);
+                    }
+                })
+                .map_err(OciDistributionError::IoError);
+            self.blob_client()
+                .push_blob_stream(oci, stream, digest, Some(size))
+                .await
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Push a small in-memory blob (the config).
+    pub async fn push_blob_bytes(
+        &self,
+        data: &'static [u8],
+        digest: &str,
+    ) -> Result<(), RegistryError> {
+        let oci = self.reference.oci();
+        self.with_retry("push config of", || async move {
+            let stream = futures_util::stream::iter([Ok(bytes::Bytes::from_static(data))]);
+            self.blob_client()
+                .push_blob_stream(oci, stream, digest, Some(data.len() as u64))
+                .await
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Push the manifest under the reference's tag; returns its digest.
+    pub async fn push_manifest(
+        &self,
+        body: Vec<u8>,
+        media_type: &str,
+    ) -> Result<String, RegistryError> {
+        let digest = sha256_digest(&body);
+        let content_type = http::HeaderValue::from_str(media_type)
+            .map_err(|e| self.failed("push manifest of", e))?;
+        let body = bytes::Bytes::from(body);
+        let oci = self.reference.oci();
+        self.with_retry("push manifest of", || {
+            self.blob_client()
+                .push_manifest_raw(oci, body.clone(), content_type.clone())
+        })
+        .await?;
+        Ok(digest)
+    }
+
+    /// Fetch the raw manifest and its digest.
+    pub async fn pull_manifest(
+        &self,
+        accepted: &[&str],
+    ) -> Result<(bytes::Bytes, String), RegistryError> {
+        let oci = self.reference.oci();
+        let (body, digest) = self
+            .with_retry("pull manifest of", || async {
+                self.manifest_client()
+                    .pull_manifest_raw(oci, &self.auth, accepted)
+                    .await
+            })
+            .await?;
+        let actual = sha256_digest(&body);
+        if let Some(expected) = self.reference.digest()
+            && expected != actual
+        {
+            return Err(RegistryError::DigestMismatch {
+                reference: self.reference.to_string(),
+                expected: expected.to_string(),
+                actual,
+                size: body.len() as u64,
+            });
+        }
+        if digest != actual {
+            tracing::debug!(reported = %digest, %actual, "registry reported another manifest digest");
+        }
+        Ok((body, actual))
+    }
+
+    /// List the repository's tags.
+    pub async fn list_tags(&self) -> Result<Vec<String>, RegistryError> {
+        let oci = self.reference.oci();
+        let response = self
+            .with_retry("list tags of", || async {
+                self.manifest_client()
+                    .list_tags(oci, &self.auth, None, None)
+                    .await
+            })
+            .await?;
+        Ok(response.tags)
+    }
+
+    /// Download the blob `digest` of `size` bytes into a temporary file in `dir`
+    /// (`label` names it on the progress line),
+    /// verified against its digest and size. Nothing is left in `dir` on failure.
+    pub async fn pull_blob_to_temp(
+        &self,
+        digest: &str,
+        size: u64,
+        dir: &Path,
+        label: &str,
+    ) -> Result<tempfile::NamedTempFile, RegistryError> {
+        let expected_hex = digest
+            .strip_prefix("sha256:")
+            .filter(|hex| hex.len() == 64)
+            .ok_or_else(|| RegistryError::UnsupportedDigest {
+                reference: self.reference.to_string(),
+                digest: digest.to_string(),
+            })?;
+        let descriptor = OciDescriptor {
+            digest: digest.to_string(),
+            size: size as i64,
+            ..Default::default()
+        };
+        let action = format!("pull blob {digest} of");
+        let progress = Progress::start(format!("pulling {label}"), size);
+        let (temp, actual, received) = self
+            .with_retry(&action, || async {
+                let temp = tempfile::Builder::new()
+                    .prefix(".oras-agent-")
+                    .tempfile_in(dir)?;
+                let file = tokio::fs::File::from_std(temp.as_file().try_clone()?);
+                let mut out = tokio::io::BufWriter::with_capacity(DOWNLOAD_BUFFER_SIZE, file);
+                // A range from byte 0 makes the registry answer 206, which the crate
+                // passes through without hashing it a second time (we hash below);
+                // a registry that answers 200 instead gets the crate's check as well.
+                // An empty blob has no byte 0 to ask for (416): plain request.
+                let client = self.blob_client();
+                let oci = self.reference.oci();
+                let mut stream = if size == 0 {
+                    client.pull_blob_stream(oci, &descriptor).await?.stream
+                } else {
+                    match client
+                        .pull_blob_stream_partial(oci, &descriptor, 0, None)
+                        .await?
+                    {
+                        BlobResponse::Full(sized) | BlobResponse::Partial(sized) => sized.stream,
+                    }
+                };
+                let mut hasher = Sha256::new();
+                let mut received: u64 = 0;
+                while let Some(chunk) = stream.next().await {
+                    let chunk = match chunk {
+                        Ok(chunk) => chunk,
+                        Err(e) => match e
+                            .into_inner()
+                            .map(|inner| inner.downcast::<reqwest::Error>())
+                        {
+                            // A network error: retried when transient.
+                            Some(Ok(network)) => {
+                                return Err(OciDistributionError::RequestError(*network));
+                            }
+                            // The stream's own digest check at its end; ours below is the
+                            // one that decides, with a message naming the reference.
+                            _ => break,
+                        },
+                    };
+                    hasher.update(&chunk);
+                    received += chunk.len() as u64;
+                    if let Some(progress) = &progress {
+                        progress.advance(chunk.len() as u64);
+                    }
+                    out.write_all(&chunk).await?;
+                }
+                out.flush().await?;
+                Ok((temp, hex::encode(hasher.finalize()), received))
+            })
+            .await?;
+        if actual != expected_hex || received != size {
+            return Err(RegistryError::DigestMismatch {
+                reference: self.reference.to_string(),
+                expected: digest.to_string(),
+                actual: format!("sha256:{actual}"),
+                size: received,
+            });
+        }
+        Ok(temp)
+    }
+}
+
+/// `sha256:<hex>` of a byte slice.
+pub fn sha256_digest(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+/// An error with its causes, on one line.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

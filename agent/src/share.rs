@@ -1,0 +1,329 @@
+//! The share protocol: the only place that knows the share's paths and state files.
+//!
+//! `state/exit` holds the application's exit code, `state/push` holds `ok <digest>` or
+//! `error <message>`; both are written atomically (write a temporary file, rename).
+//! Waiting for them is event driven (inotify), with a slow poll as fallback.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use oras_contract::share::{PUSH_ERROR, PUSH_OK, Share};
+
+/// How often a wait re-checks when inotify is unavailable, and how often it looks at
+/// its stop flag.
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// One share directory, as each role sees it.
+#[derive(Debug, Clone)]
+pub struct ShareDir {
+    layout: Share,
+}
+
+/// The sidecar's answer in `state/push`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushRecord {
+    Pushed { digest: String },
+    Failed { message: String },
+}
+
+/// How a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waited {
+    Appeared,
+    TimedOut,
+    Stopped,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShareError {
+    #[error("share {path}: {context}: {source}")]
+    Io {
+        path: PathBuf,
+        context: &'static str,
+        source: io::Error,
+    },
+    #[error("share file {path} holds {content:?}, not {expected}")]
+    Malformed {
+        path: PathBuf,
+        content: String,
+        expected: &'static str,
+    },
+}
+
+fn io_err(path: &Path, context: &'static str) -> impl FnOnce(io::Error) -> ShareError {
+    let path = path.to_path_buf();
+    move |source| ShareError::Io {
+        path,
+        context,
+        source,
+    }
+}
+
+impl ShareDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            layout: Share::new(root),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.layout.root()
+    }
+
+    pub fn agent_binary(&self) -> PathBuf {
+        self.layout.agent_binary()
+    }
+
+    pub fn input_dir(&self, number: usize) -> PathBuf {
+        self.layout.input_dir(number)
+    }
+
+    /// Input directories present, in input order (1, 2, ...).
+    pub fn present_inputs(&self) -> Vec<PathBuf> {
+        (1..)
+            .map(|n| self.layout.input_dir(n))
+            .take_while(|dir| dir.is_dir())
+            .collect()
+    }
+
+    pub fn outputs_dir(&self) -> PathBuf {
+        self.layout.outputs_dir()
+    }
+
+    pub fn exit_file(&self) -> PathBuf {
+        self.layout.exit_file()
+    }
+
+    pub fn push_file(&self) -> PathBuf {
+        self.layout.push_file()
+    }
+
+    /// Where temporary files of this share go (the state directory: the agent
+    /// containers have a read-only root filesystem).
+    pub fn temp_dir(&self) -> PathBuf {
+        self.layout.state_dir()
+    }
+
+    /// Create the share's directories.
+    pub fn create_layout(&self) -> Result<(), ShareError> {
+        for dir in [
+            self.layout.bin_dir(),
+            self.layout.inputs_dir(),
+            self.layout.outputs_dir(),
+            self.layout.state_dir(),
+        ] {
+            fs::create_dir_all(&dir).map_err(io_err(&dir, "cannot create the directory"))?;
+        }
+        Ok(())
+    }
+
+    /// Record the application's exit code.
+    pub fn write_exit(&self, code: i32) -> Result<(), ShareError> {
+        write_atomically(&self.exit_file(), &format!("{code}\n"))
+    }
+
+    /// The recorded exit code, if any.
+    pub fn read_exit(&self) -> Result<Option<i32>, ShareError> {
+        let path = self.exit_file();
+        let Some(text) = read_if_present(&path)? else {
+            return Ok(None);
+        };
+        text.trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| ShareError::Malformed {
+                path,
+                content: text,
+                expected: "an exit code",
+            })
+    }
+
+    pub fn write_push(&self, record: &PushRecord) -> Result<(), ShareError> {
+        let text = match record {
+            PushRecord::Pushed { digest } => format!("{PUSH_OK} {digest}\n"),
+            PushRecord::Failed { message } => {
+                format!("{PUSH_ERROR} {}\n", message.replace('\n', " "))
+            }
+        };
+        write_atomically(&self.push_file(), &text)
+    }
+
+    pub fn read_push(&self) -> Result<Option<PushRecord>, ShareError> {
+        let path = self.push_file();
+        let Some(text) = read_if_present(&path)? else {
+            return Ok(None);
+        };
+        let line = text.trim_end();
+        let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+        match word {
+            PUSH_OK => Ok(Some(PushRecord::Pushed {
+                digest: rest.to_string(),
+            })),
+            PUSH_ERROR => Ok(Some(PushRecord::Failed {
+                message: rest.to_string(),
+            })),
+            _ => Err(ShareError::Malformed {
+                path,
+                content: text,
+                expected: "\"ok <digest>\" or \"error <message>\"",
+            }),
+        }
+    }
+}
+
+fn read_if_present(path: &Path) -> Result<Option<String>, ShareError> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(path, "cannot read")(e)),
+    }
+}
+
+/// Write `text` to a temporary file beside `path`, then rename it over `path`.
+pub fn write_atomically(path: &Path, text: &str) -> Result<(), ShareError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io_err(dir, "cannot create the directory"))?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(".oras-agent-")
+        .tempfile_in(dir)
+        .map_err(io_err(dir, "cannot create a temporary file"))?;
+    temp.write_all(text.as_bytes())
+        .and_then(|()| temp.as_file().sync_all())
+        .map_err(io_err(path, "cannot write"))?;
+    temp.persist(path)
+        .map_err(|e| io_err(path, "cannot rename into place")(e.error))?;
+    Ok(())
+}
+
+/// Wait until `path` exists, `timeout` passed, or `stop` was set.
+/// Uses inotify on the parent directory; polls slowly when inotify is unavailable.
+pub fn wait_for_file(path: &Path, timeout: Option<Duration>, stop: &AtomicBool) -> Waited {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let _ = fs::create_dir_all(dir);
+    let watch = inotify::Inotify::init().and_then(|inotify| {
+        inotify.watches().add(
+            dir,
+            inotify::WatchMask::CREATE
+                | inotify::WatchMask::MOVED_TO
+                | inotify::WatchMask::CLOSE_WRITE,
+        )?;
+        Ok(inotify)
+    });
+    let mut watch = match watch {
+        Ok(inotify) => Some(inotify),
+        Err(e) => {
+            tracing::debug!("inotify unavailable ({e}): polling {}", dir.display());
+            None
+        }
+    };
+    let mut buffer = [0u8; 4096];
+    loop {
+        if path.exists() {
+            return Waited::Appeared;
+        }
+        if stop.load(Ordering::SeqCst) {
+            return Waited::Stopped;
+        }
+        let now = Instant::now();
+        let slice = match deadline {
+            Some(deadline) if now >= deadline => return Waited::TimedOut,
+            Some(deadline) => (deadline - now).min(POLL_INTERVAL),
+            None => POLL_INTERVAL,
+        };
+        match watch.as_mut() {
+            Some(inotify) => {
+                let mut fds = libc::pollfd {
+                    fd: inotify.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                let millis = i32::try_from(slice.as_millis()).unwrap_or(i32::MAX);
+                // SAFETY: `fds` is one valid pollfd that lives for the whole call.
+                let ready = unsafe { libc::poll(&mut fds, 1, millis) };
+                if ready > 0 {
+                    // Drain the events; which file changed is checked above.
+                    let _ = inotify.read_events(&mut buffer);
+                }
+            }
+            None => std::thread::sleep(slice),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn exit_and_push_records_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let share = ShareDir::new(dir.path());
+        share.create_layout().unwrap();
+        assert_eq!(share.read_exit().unwrap(), None);
+        share.write_exit(137).unwrap();
+        assert_eq!(share.read_exit().unwrap(), Some(137));
+        let record = PushRecord::Failed {
+            message: "two\nlines".into(),
+        };
+        share.write_push(&record).unwrap();
+        assert_eq!(
+            share.read_push().unwrap(),
+            Some(PushRecord::Failed {
+                message: "two lines".into()
+            })
+        );
+        share
+            .write_push(&PushRecord::Pushed {
+                digest: "sha256:ab".into(),
+            })
+            .unwrap();
+        assert_eq!(
+            fs::read_to_string(share.push_file()).unwrap(),
+            "ok sha256:ab\n"
+        );
+        // Nothing but the two records is left in state/.
+        let names: Vec<_> = fs::read_dir(share.temp_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2);
+    }
+
+    #[test]
+    fn wait_sees_a_file_renamed_into_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let share = ShareDir::new(dir.path());
+        share.create_layout().unwrap();
+        let writer = share.clone();
+        let stop = AtomicBool::new(false);
+        let handle = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            writer.write_exit(3).unwrap();
+        });
+        assert_eq!(
+            wait_for_file(&share.exit_file(), None, &stop),
+            Waited::Appeared
+        );
+        handle.join().unwrap();
+        assert_eq!(share.read_exit().unwrap(), Some(3));
+    }
+
+    #[test]
+    fn wait_stops_on_flag_and_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("never");
+        let stop = Arc::new(AtomicBool::new(true));
+        assert_eq!(wait_for_file(&path, None, &stop), Waited::Stopped);
+        stop.store(false, Ordering::SeqCst);
+        assert_eq!(
+            wait_for_file(&path, Some(Duration::from_millis(10)), &stop),
+            Waited::TimedOut
+        );
+    }
+}

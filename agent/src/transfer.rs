@@ -1,0 +1,265 @@
+//! Whole artifacts: push a list of files and directories as one artifact, pull an
+//! artifact into a directory. Composes the layout (what goes in a blob) and the registry
+//! client (how a blob travels); used by the user commands and by the pod roles.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use futures_util::{StreamExt, TryStreamExt};
+
+use crate::credentials::Operation;
+use crate::layout::{self, Descriptor, LayerKind, pack};
+use crate::reference::ArtifactRef;
+use crate::registry::{Registry, RetryPolicy};
+
+/// Blobs transferred at the same time.
+const CONCURRENT_BLOBS: usize = 4;
+
+/// A file or directory to push, and the title it gets.
+#[derive(Debug, Clone)]
+pub struct PushSource {
+    pub path: PathBuf,
+    pub title: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub plain_http: bool,
+    pub retry: RetryPolicy,
+}
+
+/// Where a layer's bytes are on disk.
+enum Blob {
+    File(PathBuf),
+    Packed(pack::Packed),
+}
+
+impl Blob {
+    fn path(&self) -> &Path {
+        match self {
+            Blob::File(path) => path,
+            Blob::Packed(packed) => packed.file.path(),
+        }
+    }
+}
+
+fn prepare(source: &PushSource, temp_dir: &Path) -> Result<(Descriptor, Blob)> {
+    let meta = std::fs::metadata(&source.path)
+        .with_context(|| format!("cannot push {}", source.path.display()))?;
+    if meta.is_dir() {
+        let packed = pack::pack_directory(&source.path, &source.title, temp_dir)?;
+        tracing::debug!(
+            path = %source.path.display(),
+            digest = %packed.digest,
+            size = packed.size,
+            "packed directory"
+        );
+        Ok((
+            layout::directory_descriptor(&source.title, &packed),
+            Blob::Packed(packed),
+        ))
+    } else if meta.is_file() {
+        let (digest, size) = pack::hash_file(&source.path)?;
+        Ok((
+            layout::file_descriptor(&source.title, digest, size),
+            Blob::File(source.path.clone()),
+        ))
+    } else {
+        bail!(
+            "cannot push {}: not a file or a directory",
+            source.path.display()
+        )
+    }
+}
+
+/// Push `sources` as the artifact `reference`; returns the manifest digest.
+/// Directories are packed into temporary files in `temp_dir`.
+pub async fn push(
+    reference: &ArtifactRef,
+    sources: &[PushSource],
+    annotations: BTreeMap<String, String>,
+    connection: &Connection,
+    temp_dir: &Path,
+) -> Result<String> {
+    if sources.is_empty() {
+        bail!("nothing to push to {reference}");
+    }
+    let owned_sources = sources.to_vec();
+    let temp = temp_dir.to_path_buf();
+    let packing = tokio::task::spawn_blocking(move || {
+        owned_sources
+            .iter()
+            .map(|source| prepare(source, &temp))
+            .collect::<Result<Vec<_>>>()
+    });
+    let connecting = Registry::connect(
+        reference,
+        Operation::Push,
+        connection.plain_http,
+        connection.retry,
+    );
+    let (layers, registry) = tokio::join!(packing, connecting);
+    let layers = layers.context("the packing task failed")??;
+    let registry = registry?;
+
+    futures_util::stream::iter(layers.iter())
+        .map(|(descriptor, blob)| {
+            let registry = &registry;
+            async move {
+                if registry.has_blob(&descriptor.digest).await? {
+                    tracing::debug!(digest = %descriptor.digest, "blob already in the registry");
+                    return Ok(());
+                }
+                tracing::info!(
+                    "pushing {} ({} bytes) to {}",
+                    descriptor.title().unwrap_or_default(),
+                    descriptor.size,
+                    registry.reference()
+                );
+                registry
+                    .push_blob_file(blob.path(), &descriptor.digest, descriptor.size)
+                    .await
+            }
+        })
+        .buffer_unordered(CONCURRENT_BLOBS)
+        .try_collect::<Vec<()>>()
+        .await?;
+
+    if !registry.has_blob(layout::EMPTY_CONFIG_DIGEST).await? {
+        registry
+            .push_blob_bytes(layout::EMPTY_CONFIG, layout::EMPTY_CONFIG_DIGEST)
+            .await?;
+    }
+    let descriptors = layers.into_iter().map(|(d, _)| d).collect();
+    let manifest = layout::build_manifest(descriptors, annotations);
+    let body = serde_json::to_vec_pretty(&manifest).context("cannot serialize the manifest")?;
+    let digest = registry
+        .push_manifest(body, layout::MANIFEST_MEDIA_TYPE)
+        .await?;
+    tracing::info!("pushed {reference} as {digest}");
+    Ok(digest)
+}
+
+/// What a pull placed.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    pub digest: String,
+    /// Paths relative to the target directory, in layer order.
+    pub placed: Vec<PathBuf>,
+}
+
+/// Pull the artifact `reference` into `target` (created if missing).
+pub async fn pull(
+    reference: &ArtifactRef,
+    target: &Path,
+    unpack: bool,
+    connection: &Connection,
+) -> Result<Pulled> {
+    let registry = Registry::connect(
+        reference,
+        Operation::Pull,
+        connection.plain_http,
+        connection.retry,
+    )
+    .await?;
+    let (body, digest) = registry
+        .pull_manifest(&[
+            layout::MANIFEST_MEDIA_TYPE,
+            layout::DOCKER_MANIFEST_MEDIA_TYPE,
+        ])
+        .await?;
+    let manifest = layout::parse_manifest(&body)
+        .with_context(|| format!("{reference}: cannot read the manifest"))?;
+    std::fs::create_dir_all(target)
+        .with_context(|| format!("cannot create {}", target.display()))?;
+    let mut plan = Vec::new();
+    for layer in &manifest.layers {
+        let kind = layout::classify(layer, unpack).with_context(|| format!("{reference}"))?;
+        match kind {
+            LayerKind::Untitled => {
+                tracing::warn!(
+                    "{reference}: skipping layer {} without a title",
+                    layer.digest
+                )
+            }
+            kind => plan.push((layer, kind)),
+        }
+    }
+    let placed: Vec<Vec<PathBuf>> = futures_util::stream::iter(plan)
+        .map(|(layer, kind)| {
+            let registry = &registry;
+            async move {
+                tracing::info!(
+                    "pulling {} ({} bytes) from {}",
+                    layer.title().unwrap_or_default(),
+                    layer.size,
+                    registry.reference()
+                );
+                let temp = registry
+                    .pull_blob_to_temp(
+                        &layer.digest,
+                        layer.size,
+                        target,
+                        layer.title().unwrap_or_default(),
+                    )
+                    .await?;
+                let target = target.to_path_buf();
+                let reference = reference.to_string();
+                tokio::task::spawn_blocking(move || place(temp, &target, kind, &reference))
+                    .await
+                    .context("the unpacking task failed")?
+            }
+        })
+        .buffered(CONCURRENT_BLOBS)
+        .try_collect()
+        .await?;
+    Ok(Pulled {
+        digest,
+        placed: placed.into_iter().flatten().collect(),
+    })
+}
+
+fn place(
+    temp: tempfile::NamedTempFile,
+    target: &Path,
+    kind: LayerKind,
+    reference: &str,
+) -> Result<Vec<PathBuf>> {
+    match kind {
+        LayerKind::File { title } => {
+            layout::unpack::place_file(temp, target, &title).with_context(|| {
+                format!(
+                    "{reference}: cannot write {}",
+                    target.join(&title).display()
+                )
+            })?;
+            Ok(vec![title])
+        }
+        LayerKind::Archive {
+            title,
+            content_digest,
+        } => {
+            let layer = format!("{} of {reference}", title.display());
+            Ok(layout::unpack::extract_archive(
+                temp.as_file(),
+                target,
+                &layer,
+                content_digest.as_deref(),
+            )?)
+        }
+        LayerKind::Untitled => Ok(Vec::new()),
+    }
+}
+
+/// List the tags of the repository `reference`.
+pub async fn tags(reference: &ArtifactRef, connection: &Connection) -> Result<Vec<String>> {
+    let registry = Registry::connect(
+        reference,
+        Operation::Pull,
+        connection.plain_http,
+        connection.retry,
+    )
+    .await?;
+    Ok(registry.list_tags().await?)
+}

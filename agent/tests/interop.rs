@@ -1,0 +1,98 @@
+//! Interoperability with the ORAS Python SDK (`pip install oras`, in a venv the tests
+//! make once under the target directory): what the agent pushes, oras-py pulls
+//! identical; what oras-py pushes, the agent pulls identical.
+
+mod support;
+
+use std::fs;
+
+use support::registry::TestRegistry;
+use support::*;
+
+const PY_PULL: &str = r#"
+import sys, oras.client
+client = oras.client.OrasClient(hostname=sys.argv[1], insecure=True)
+for path in client.pull(target=sys.argv[2], outdir=sys.argv[3]):
+    print(path)
+"#;
+
+const PY_PUSH: &str = r#"
+import sys, oras.client
+client = oras.client.OrasClient(hostname=sys.argv[1], insecure=True)
+response = client.push(target=sys.argv[2], files=sys.argv[3:])
+response.raise_for_status()
+"#;
+
+#[test]
+fn what_the_agent_pushes_oras_py_pulls_identical() {
+    let registry = TestRegistry::start();
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    tricky_tree(&src.join("tree"));
+    write(&src.join("result.txt"), b"42\n");
+    write(&src.join("empty.txt"), b"");
+    let reference = registry.reference("interop/from-agent:v1");
+    agent_ok(
+        &[
+            "push",
+            "--plain-http",
+            &reference,
+            "result.txt",
+            "empty.txt",
+            "tree",
+        ],
+        &src,
+    );
+    let out = work.path().join("out");
+    fs::create_dir_all(&out).unwrap();
+    python_ok(
+        PY_PULL,
+        &[&registry.host(), &reference, out.to_str().unwrap()],
+        work.path(),
+    );
+    assert_eq!(snapshot(&out), snapshot(&src));
+}
+
+#[test]
+fn what_oras_py_pushes_the_agent_pulls_identical() {
+    let registry = TestRegistry::start();
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    tricky_tree(&src.join("tree"));
+    write(&src.join("result.txt"), b"42\n");
+    let reference = registry.reference("interop/from-py:v1");
+    python_ok(
+        PY_PUSH,
+        &[&registry.host(), &reference, "result.txt", "tree"],
+        &src,
+    );
+    // oras-py marks the directory only by its media type (no unpack annotation).
+    let manifest = registry.manifest("interop/from-py", "v1");
+    let layers = manifest["layers"].as_array().unwrap();
+    let tree = layers
+        .iter()
+        .find(|l| l["annotations"]["org.opencontainers.image.title"] == "tree")
+        .expect("a layer titled tree");
+    assert_eq!(
+        tree["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+    assert!(
+        tree["annotations"]
+            .get("io.deis.oras.content.unpack")
+            .is_none()
+    );
+
+    let out = work.path().join("out");
+    agent_ok(
+        &[
+            "pull",
+            "--plain-http",
+            &reference,
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        work.path(),
+    );
+    assert_eq!(snapshot(&out), snapshot(&src));
+}
