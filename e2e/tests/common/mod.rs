@@ -31,7 +31,7 @@ pub fn local() -> Local {
     local_with_retry(10)
 }
 
-/// A Job whose one container runs `script` with `sh -c` in `/work`, annotated with
+/// A Job whose one container runs `script` with `sh -c` in `/tmp/work` (private to the container), annotated with
 /// `annotations` (short keys).
 pub fn job(name: &str, annotations_: &[(&str, &str)], script: &str) -> Value {
     let annotations: serde_json::Map<String, Value> = annotations_
@@ -47,7 +47,7 @@ pub fn job(name: &str, annotations_: &[(&str, &str)], script: &str) -> Value {
             "containers": [{
                 "name": "app",
                 "image": "debian:bookworm-slim",
-                "workingDir": "/work",
+                "workingDir": "/tmp/work",
                 "command": ["sh", "-c", script]
             }]
         }}}
