@@ -29,7 +29,6 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
-use oras_contract::agent_args::subcommands;
 use oras_contract::pod::{AGENT_BINARY, SIDECAR_CONTAINER};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 
@@ -769,10 +768,4 @@ fn measure(containers: &[ContainerReport], pod_start: SystemTime, total: Duratio
             .and_then(|t| timing::between(pod_start, t));
     }
     timings
-}
-
-/// Whether `argv` (command + args) runs the launcher role.
-pub fn is_launcher(container: &Container) -> bool {
-    container.args.first().map(String::as_str) == Some(subcommands::LAUNCH)
-        || container.command.get(1).map(String::as_str) == Some(subcommands::LAUNCH)
 }

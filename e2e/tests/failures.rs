@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{job, local, local_with_retry};
+use common::{job, local, local_with_retry, show};
 use oras_e2e::pod::pod_of;
 use oras_e2e::runner::Phase;
 
@@ -19,6 +19,7 @@ fn application_exit_3_fails_the_pod_and_pushes_nothing() {
         "echo partial > out.txt; exit 3",
     );
     let report = local.run(&object).unwrap().report;
+    show(&report);
     assert_eq!(report.phase, Phase::Failed, "{}", report.summary());
     assert_eq!(report.container("app").unwrap().exit_code, Some(3));
     assert_eq!(report.container("oras").unwrap().exit_code, Some(0));
@@ -35,6 +36,7 @@ fn application_killed_with_sigkill_ends_the_pod_with_137() {
         "echo partial > out.txt; kill -KILL $$",
     );
     let report = local.run(&object).unwrap().report;
+    show(&report);
     assert_eq!(report.phase, Phase::Failed, "{}", report.summary());
     assert_ne!(report.reason.as_deref(), Some("DeadlineExceeded"));
     assert_eq!(report.container("app").unwrap().exit_code, Some(137));
@@ -73,6 +75,7 @@ fn registry_back_within_the_retry_window_gets_the_push() {
         registry.restart().unwrap();
         running.join().unwrap().unwrap()
     });
+    show(&report);
     assert_eq!(report.phase, Phase::Succeeded, "{}", report.summary());
     assert_eq!(report.container("app").unwrap().exit_code, Some(0));
     assert!(
@@ -98,6 +101,7 @@ fn registry_gone_for_good_fails_the_launcher_with_the_push_error() {
     let admitted = local.admit(&object).unwrap();
     local.registry.stop();
     let report = local.run_admitted(&admitted).unwrap();
+    show(&report);
     assert_eq!(report.phase, Phase::Failed, "{}", report.summary());
     let app = report.container("app").unwrap();
     assert_ne!(app.exit_code, Some(0));
@@ -116,6 +120,7 @@ fn missing_input_fails_init_naming_it_and_the_app_never_starts() {
         "touch started",
     );
     let report = local.run(&object).unwrap().report;
+    show(&report);
     assert_eq!(report.phase, Phase::Failed, "{}", report.summary());
     let init = report.container("oras-init").unwrap();
     assert_ne!(init.exit_code, Some(0));

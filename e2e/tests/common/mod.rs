@@ -76,3 +76,17 @@ pub fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     walk(root, root, &mut out);
     out
 }
+
+/// Prints what happened in a pod (visible with `--nocapture`, and in a failing test's
+/// output).
+pub fn show(report: &oras_e2e::runner::PodReport) {
+    for container in &report.containers {
+        println!(
+            "--- {} ({})\n{}",
+            container.name,
+            container.role,
+            container.log()
+        );
+    }
+    println!("{}", report.summary());
+}
