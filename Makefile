@@ -52,7 +52,7 @@ lint:
 demo:
 	@sh e2e/scripts/demo-prerequisites.sh
 	$(MAKE) --no-print-directory policy.wasm
-	$(CARGO) build -q -p oras-agent -p oras-e2e --bin oras-agent --bin workflow-demo
+	$(CARGO) build -q -p oras-agent
 	$(CARGO) run -q -p oras-e2e --bin workflow-demo
 
 ## One `validate` call through the waPC host, timed (release build).
