@@ -264,6 +264,58 @@ impl Registry {
         }
     }
 
+    /// Uploads a blob (monolithic POST then PUT); returns its digest.
+    pub fn upload_blob(&self, repository: &str, data: &[u8]) -> Result<String> {
+        use sha2::Digest;
+        let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)));
+        let start = format!("/v2/{repository}/blobs/uploads/");
+        let (status, headers, body) = self.request("POST", &start, &[], &[])?;
+        if status != 202 {
+            return Err(unexpected("POST", &start, status, &body));
+        }
+        let location = header(&headers, "location").ok_or_else(|| {
+            unexpected("POST", &start, status, b"no Location header in the answer")
+        })?;
+        // The Location may be absolute (http://host/v2/...) or a path.
+        let path = match location.split_once("://") {
+            Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]).to_string(),
+            None => location,
+        };
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let put = format!("{path}{separator}digest={digest}");
+        let (status, _, body) = self.request(
+            "PUT",
+            &put,
+            &[("Content-Type", "application/octet-stream")],
+            data,
+        )?;
+        if status != 201 {
+            return Err(unexpected("PUT", &put, status, &body));
+        }
+        Ok(digest)
+    }
+
+    /// Stores an OCI image manifest as `repository:tag`.
+    pub fn put_manifest(
+        &self,
+        repository: &str,
+        tag: &str,
+        manifest: &serde_json::Value,
+    ) -> Result<()> {
+        let path = format!("/v2/{repository}/manifests/{tag}");
+        let body = manifest.to_string().into_bytes();
+        let (status, _, answer) = self.request(
+            "PUT",
+            &path,
+            &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+            &body,
+        )?;
+        if status != 201 {
+            return Err(unexpected("PUT", &path, status, &answer));
+        }
+        Ok(())
+    }
+
     /// One HTTP request to the registry.
     pub fn request(
         &self,
@@ -396,6 +448,24 @@ mod tests {
         assert!(registry.storage_dir().join("marker").is_dir());
         assert_eq!(registry.manifest("nothing/here", "latest").unwrap(), None);
         assert!(registry.tags("nothing/here").unwrap().is_empty());
+    }
+
+    #[test]
+    fn uploads_blobs_and_manifests() {
+        let registry = Registry::start().unwrap();
+        let config = registry.upload_blob("t/r", b"{}").unwrap();
+        let layer = registry.upload_blob("t/r", b"hello").unwrap();
+        assert!(registry.blob_data_path(&layer).unwrap().is_file());
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config, "size": 2},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": 5}]
+        });
+        registry.put_manifest("t/r", "v1", &manifest).unwrap();
+        assert_eq!(registry.manifest("t/r", "v1").unwrap().unwrap(), manifest);
+        assert_eq!(registry.tags("t/r").unwrap(), ["v1"]);
+        assert_eq!(registry.catalog().unwrap(), ["t/r"]);
     }
 
     #[test]
