@@ -134,8 +134,9 @@ pub fn pod_of(object: &Value) -> Result<Pod> {
     Ok(Pod { name, spec })
 }
 
-/// Reads a Kubernetes object from a YAML or JSON file; an AdmissionReview yields its
-/// `request.object`.
+/// Reads a Kubernetes object from a YAML or JSON file. An AdmissionReview yields its
+/// `request.object`; a policy answer (`mutated_object`, or an expected-answer fixture's
+/// `response.mutated_object`) yields the mutated object.
 pub fn read_object(path: &Path) -> Result<Value> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -143,6 +144,14 @@ pub fn read_object(path: &Path) -> Result<Value> {
         .with_context(|| format!("{} is not YAML or JSON", path.display()))?;
     if value["kind"] == "AdmissionReview" {
         return Ok(value["request"]["object"].clone());
+    }
+    for mutated in [
+        &value["mutated_object"],
+        &value["response"]["mutated_object"],
+    ] {
+        if mutated.is_object() {
+            return Ok(mutated.clone());
+        }
     }
     Ok(value)
 }
@@ -322,6 +331,28 @@ mod tests {
         .unwrap();
         let err = container_env(&missing, &secrets).unwrap_err().to_string();
         assert!(err.contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn reads_objects_reviews_and_policy_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let yaml = write("pod.yaml", "kind: Pod\nmetadata:\n  name: a\n");
+        assert_eq!(read_object(&yaml).unwrap()["metadata"]["name"], "a");
+        let review = write(
+            "review.json",
+            r#"{"kind": "AdmissionReview", "request": {"object": {"kind": "Pod", "metadata": {"name": "b"}}}}"#,
+        );
+        assert_eq!(read_object(&review).unwrap()["metadata"]["name"], "b");
+        let answer = write(
+            "answer.json",
+            r#"{"response": {"accepted": true, "mutated_object": {"kind": "Job", "metadata": {"name": "c"}}}}"#,
+        );
+        assert_eq!(read_object(&answer).unwrap()["kind"], "Job");
     }
 
     #[test]

@@ -125,3 +125,31 @@ fn multiple_inputs_pod_of_the_user_guide_sees_both_inputs_in_one_place() {
         assert!(private.is_file(), "{} is missing", private.display());
     }
 }
+
+#[test]
+fn cronjob_pod_template_runs_end_to_end() {
+    let local = local();
+    // The fixture's CronJob runs `python3 analyze.py --out summary.csv` on its input.
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(
+        files.path().join("analyze.py"),
+        "import sys\nopen(sys.argv[2], 'w').write('metric,value\\nruns,3\\n')\nprint('analysed')\n",
+    )
+    .unwrap();
+    local
+        .push("experiments/raw:latest", &["analyze.py"], files.path())
+        .unwrap();
+    let cronjob = example("examples/requests/nightly-cronjob.json");
+    let step = local.run(&cronjob).unwrap();
+    let report = &step.report;
+    common::show(report);
+    assert_eq!(report.phase, Phase::Succeeded, "{}", report.summary());
+    let pulled = tempfile::tempdir().unwrap();
+    local
+        .pull("experiments/summary:nightly", pulled.path())
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(pulled.path().join("summary.csv")).unwrap(),
+        "metric,value\nruns,3\n"
+    );
+}
