@@ -55,6 +55,7 @@ pub fn probe_mount_namespace() -> Result<()> {
     std::fs::write(source.join("seen"), b"")?;
     let plan = MountPlan {
         binds: vec![(cstring(&source)?, cstring(&target)?)],
+        user: None,
         chdir: None,
     };
     let mut command = Command::new("test");
@@ -92,6 +93,8 @@ pub(crate) fn cstring(path: &Path) -> io::Result<CString> {
 pub struct MountPlan {
     /// (source, target), both existing directories.
     pub binds: Vec<(CString, CString)>,
+    /// Switch to this user and group after mounting (`runAsUser`, `runAsGroup`).
+    pub user: Option<(u32, u32)>,
     pub chdir: Option<CString>,
 }
 
@@ -129,6 +132,13 @@ impl MountPlan {
                     {
                         return Err(io::Error::last_os_error());
                     }
+                }
+                if let Some((uid, gid)) = self.user
+                    && (libc::setgroups(0, std::ptr::null()) != 0
+                        || libc::setgid(gid) != 0
+                        || libc::setuid(uid) != 0)
+                {
+                    return Err(io::Error::last_os_error());
                 }
                 if let Some(dir) = &self.chdir
                     && libc::chdir(dir.as_ptr()) != 0

@@ -21,6 +21,16 @@ pub struct PodSpec {
     pub volumes: Vec<Volume>,
     pub termination_grace_period_seconds: Option<u64>,
     pub restart_policy: Option<String>,
+    pub security_context: Option<SecurityContext>,
+}
+
+/// The user and group a container's processes run as (pod level, overridden per
+/// container).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityContext {
+    pub run_as_user: Option<u32>,
+    pub run_as_group: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -41,9 +51,20 @@ pub struct Container {
     pub volume_mounts: Vec<VolumeMount>,
     /// `Always` on an init container makes it a native sidecar.
     pub restart_policy: Option<String>,
+    pub security_context: Option<SecurityContext>,
 }
 
 impl Container {
+    /// `runAsUser` and `runAsGroup` of this container, else of the pod.
+    pub fn run_as(&self, pod: &PodSpec) -> (Option<u32>, Option<u32>) {
+        let own = self.security_context.clone().unwrap_or_default();
+        let shared = pod.security_context.clone().unwrap_or_default();
+        (
+            own.run_as_user.or(shared.run_as_user),
+            own.run_as_group.or(shared.run_as_group),
+        )
+    }
+
     /// A native sidecar: an init container with `restartPolicy: Always`.
     pub fn is_sidecar(&self) -> bool {
         self.restart_policy.as_deref() == Some("Always")

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use oras_contract::pod::{AGENT_BINARY, SIDECAR_CONTAINER};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 
 use crate::isolation::{Isolation, MountPlan, cstring, reroot, rewrite_paths};
@@ -38,6 +39,8 @@ use crate::timing;
 
 /// Environment variable naming the agent binary to run for `oras-agent`.
 pub const AGENT_BIN_ENV: &str = "ORAS_AGENT_BIN";
+/// Environment variable turning [`RunnerConfig::run_as_users`] on (`1`).
+pub const RUN_AS_USERS_ENV: &str = "ORAS_E2E_RUN_AS_USERS";
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The locally built agent: `$ORAS_AGENT_BIN`, else `oras-agent` in the target
@@ -77,6 +80,10 @@ pub struct RunnerConfig {
     pub grace_period: Option<Duration>,
     /// The pod is stopped and failed when it runs longer (`activeDeadlineSeconds`).
     pub deadline: Option<Duration>,
+    /// Run containers as their `securityContext` `runAsUser`/`runAsGroup` (needs root
+    /// and a mount namespace). Off by default, `$ORAS_E2E_RUN_AS_USERS=1` turns it on:
+    /// see "Users" in e2e/README.md for the agent bug it shows.
+    pub run_as_users: bool,
 }
 
 impl RunnerConfig {
@@ -90,6 +97,7 @@ impl RunnerConfig {
             node_env: Vec::new(),
             grace_period: None,
             deadline: Some(Duration::from_secs(600)),
+            run_as_users: std::env::var(RUN_AS_USERS_ENV).is_ok_and(|v| v == "1"),
         })
     }
 }
@@ -302,6 +310,8 @@ impl PodRunner {
         std::fs::create_dir_all(root.join("logs"))
             .with_context(|| format!("cannot create the pod directory {}", root.display()))?;
         let root = std::fs::canonicalize(root)?;
+        // Containers running as another user go through it to their directories.
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755))?;
         for volume in &pod.spec.volumes {
             if volume.empty_dir.is_none() {
                 bail!(
@@ -310,7 +320,10 @@ impl PodRunner {
                     pod.name
                 );
             }
-            std::fs::create_dir_all(root.join("volumes").join(&volume.name))?;
+            let dir = root.join("volumes").join(&volume.name);
+            std::fs::create_dir_all(&dir)?;
+            // An emptyDir is writable by every container, whatever its user.
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))?;
         }
         let mut slots: Vec<Slot> = Vec::new();
         let all = pod
@@ -708,6 +721,20 @@ impl Run<'_> {
                         .push((cstring(&tmp)?, cstring(Path::new("/tmp"))?));
                 }
                 plan.chdir = Some(cstring(&cwd)?);
+                if let (true, (Some(uid), gid)) =
+                    (config.run_as_users, container.run_as(&self.pod.spec))
+                {
+                    // SAFETY: geteuid has no preconditions.
+                    if unsafe { libc::geteuid() } == 0 {
+                        let gid = gid.unwrap_or(uid);
+                        for d in [&workdir, &tmp, &home] {
+                            std::os::unix::fs::chown(d, Some(uid), Some(gid)).with_context(
+                                || format!("cannot give {} to uid {uid}", d.display()),
+                            )?;
+                        }
+                        plan.user = Some((uid, gid));
+                    }
+                }
                 command = Command::new(self.program(&argv[0]));
                 plan.apply_to(&mut command);
             }
