@@ -57,9 +57,15 @@ fmt-check:
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## Builds the policy and shows, for every example request, what it answers.
-demo: policy.wasm
-	$(CARGO) run -q -p oras-e2e --bin policy-demo
+## The two-step workflow of examples/workflow/ through the compiled policy and the
+## local pod runner, against a real registry on 127.0.0.1 (installs docker-registry
+## when run as root). `cargo run -p oras-e2e --bin policy-demo` shows every example
+## request's answer.
+demo:
+	@sh e2e/scripts/demo-prerequisites.sh
+	$(MAKE) --no-print-directory policy.wasm
+	$(CARGO) build -q -p oras-agent
+	$(CARGO) run -q -p oras-e2e --bin workflow-demo
 
 ## One `validate` call through the waPC host, timed (release build).
 bench-policy: policy.wasm

@@ -4,7 +4,19 @@
 //!   Kubewarden's policy-server uses.
 //! - [`fixtures`]: the admission requests under `examples/requests/` and their expected
 //!   answers.
+//! - [`admission`]: a Kubernetes object through the policy, as the API server would
+//!   send it, with the patch the policy applied.
+//! - [`pod`], [`runner`], [`isolation`], [`timing`]: the local pod runner, which runs
+//!   the pod spec the policy returned the way the kubelet does, with host processes.
+//! - [`local`]: the pieces wired together: a real registry on 127.0.0.1, the policy
+//!   pointed at it, the runner, as the workflow tests and `make demo` use them.
 
+pub mod admission;
 pub mod fixtures;
+pub mod isolation;
+pub mod local;
+pub mod pod;
 pub mod policy_host;
+pub mod runner;
+pub mod timing;
 pub mod workspace;

@@ -1,0 +1,14 @@
+//! Test support shared by the oras-operator crates.
+//!
+//! - [`registry`]: a real OCI registry (Debian's `docker-registry`, the CNCF
+//!   distribution registry) on 127.0.0.1 with a free port and a temporary storage
+//!   directory, killed on drop, that can be stopped and restarted on the same port and
+//!   storage.
+//! - [`oras_py`]: the ORAS Python SDK (`pip install oras`) in a venv made once under the
+//!   target directory.
+
+pub mod oras_py;
+pub mod registry;
+
+pub use oras_py::OrasPy;
+pub use registry::{Registry, RegistryError};
