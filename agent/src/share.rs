@@ -233,6 +233,10 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<(), ShareError> {
         .prefix(".oras-agent-")
         .tempfile_in(dir)
         .map_err(io_err(dir, "cannot create a temporary file"))?;
+    // The launcher and the sidecar run as different users and read each other's records.
+    temp.as_file()
+        .set_permissions(fs::Permissions::from_mode(0o644))
+        .map_err(io_err(path, "cannot set the permissions of"))?;
     temp.write_all(text.as_bytes())
         .and_then(|()| temp.as_file().sync_all())
         .map_err(io_err(path, "cannot write"))?;
@@ -323,6 +327,8 @@ mod tests {
         assert_eq!(mode(share.layout.state_dir()), 0o777);
         assert_eq!(mode(share.layout.bin_dir()), 0o755);
         assert_eq!(mode(share.layout.inputs_dir()), 0o755);
+        share.write_exit(0).unwrap();
+        assert_eq!(mode(share.exit_file()), 0o644);
     }
 
     #[test]

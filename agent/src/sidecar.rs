@@ -48,11 +48,9 @@ pub fn run(options: SidecarOptions) -> Result<()> {
         }
         handled = current;
         let record = decide_and_push(&options);
-        match &record {
-            PushRecord::Pushed { digest } => {
-                tracing::info!("pushed {} as {digest}", options.output)
-            }
-            PushRecord::Failed { message } => tracing::warn!("{message}"),
+        // A successful push was logged where it happened.
+        if let PushRecord::Failed { message } = &record {
+            tracing::warn!("{message}");
         }
         if let Err(err) = share.write_push(&record) {
             tracing::error!("cannot record the push result: {err}");

@@ -39,7 +39,7 @@ use crate::timing;
 
 /// Environment variable naming the agent binary to run for `oras-agent`.
 pub const AGENT_BIN_ENV: &str = "ORAS_AGENT_BIN";
-/// Environment variable turning [`RunnerConfig::run_as_users`] on (`1`).
+/// Environment variable turning [`RunnerConfig::run_as_users`] off (`0`).
 pub const RUN_AS_USERS_ENV: &str = "ORAS_E2E_RUN_AS_USERS";
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -81,8 +81,8 @@ pub struct RunnerConfig {
     /// The pod is stopped and failed when it runs longer (`activeDeadlineSeconds`).
     pub deadline: Option<Duration>,
     /// Run containers as their `securityContext` `runAsUser`/`runAsGroup` (needs root
-    /// and a mount namespace). Off by default, `$ORAS_E2E_RUN_AS_USERS=1` turns it on:
-    /// see "Users" in e2e/README.md for the agent bug it shows.
+    /// and a mount namespace), as a cluster does. On by default; `$ORAS_E2E_RUN_AS_USERS=0`
+    /// runs every container as the runner's own user.
     pub run_as_users: bool,
 }
 
@@ -97,7 +97,9 @@ impl RunnerConfig {
             node_env: Vec::new(),
             grace_period: None,
             deadline: Some(Duration::from_secs(600)),
-            run_as_users: std::env::var(RUN_AS_USERS_ENV).is_ok_and(|v| v == "1"),
+            run_as_users: std::env::var(RUN_AS_USERS_ENV)
+                .ok()
+                .is_none_or(|v| v != "0"),
         })
     }
 }

@@ -2,14 +2,6 @@
 //! agent containers as uid/gid 65532 (the `restricted` profile), the application as
 //! whatever its image or securityContext says (often root, or another non-root user).
 //! The share protocol has to work across those users.
-//!
-//! KNOWN AGENT BUG (ignored until the agent is fixed; run with
-//! `cargo test -p oras-e2e --test users -- --ignored`): `share::write_atomically` writes
-//! `state/exit` and `state/push` through a `tempfile` (mode 0600) renamed into place, so
-//! the sidecar (uid 65532) cannot read the `state/exit` a root launcher wrote ("share
-//! /mnt/oras/state/exit: cannot read: Permission denied"), nothing is pushed and the
-//! launcher exits 1; and `init` creates `outputs/` and `state/` 0755 as uid 65532, so a
-//! launcher running as another non-root user cannot stage its output or record its exit.
 
 mod common;
 
@@ -40,7 +32,6 @@ fn root_only() -> bool {
 }
 
 #[test]
-#[ignore = "agent bug: state files are written 0600, see the module documentation"]
 fn root_application_with_agent_containers_as_65532_pushes_its_output() {
     if !root_only() {
         return;
@@ -67,7 +58,6 @@ fn root_application_with_agent_containers_as_65532_pushes_its_output() {
 }
 
 #[test]
-#[ignore = "agent bug: share directories are 0755 and owned by the agent's user"]
 fn non_root_application_with_agent_containers_as_65532_pushes_its_output() {
     if !root_only() {
         return;

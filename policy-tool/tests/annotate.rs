@@ -12,21 +12,9 @@ fn annotate_embeds_metadata_and_usage_and_keeps_the_policy_working() {
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("annotated.wasm");
     let root = workspace::root();
-    let status = Command::new(env!("CARGO"))
+    let status = Command::new(env!("CARGO_BIN_EXE_policy-tool"))
         .current_dir(&root)
-        .args([
-            "run",
-            "-q",
-            "-p",
-            "oras-policy-tool",
-            "--",
-            "annotate",
-            "-m",
-            "metadata.yml",
-            "-u",
-            "README.md",
-            "-o",
-        ])
+        .args(["annotate", "-m", "metadata.yml", "-u", "README.md", "-o"])
         .arg(&output)
         .arg(workspace::policy_wasm())
         .status()
@@ -72,21 +60,9 @@ fn annotate_agrees_with_kwctl_where_kwctl_is_installed() {
     let root = workspace::root();
     let ours = dir.path().join("ours.wasm");
     let theirs = dir.path().join("kwctl.wasm");
-    let status = Command::new(env!("CARGO"))
+    let status = Command::new(env!("CARGO_BIN_EXE_policy-tool"))
         .current_dir(&root)
-        .args([
-            "run",
-            "-q",
-            "-p",
-            "oras-policy-tool",
-            "--",
-            "annotate",
-            "-m",
-            "metadata.yml",
-            "-u",
-            "README.md",
-            "-o",
-        ])
+        .args(["annotate", "-m", "metadata.yml", "-u", "README.md", "-o"])
         .arg(&ours)
         .arg(workspace::policy_wasm())
         .status()

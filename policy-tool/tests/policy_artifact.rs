@@ -1,0 +1,167 @@
+//! `policy-tool push` uploads the annotated policy the way Kubewarden ships policies, to
+//! a real registry, and refuses what is not ready to ship.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use oras_e2e::policy_host::PolicyHost;
+use oras_e2e::workspace;
+use oras_testkit::registry::Registry;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const REPOSITORY: &str = "policies/oras-operator";
+
+fn policy_tool(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_policy-tool"))
+        .current_dir(workspace::root())
+        .args(args)
+        .env_remove("ORAS_USER")
+        .env_remove("ORAS_PUSH_PASS")
+        .output()
+        .unwrap()
+}
+
+fn annotate(dir: &Path) -> std::path::PathBuf {
+    let annotated = dir.join("annotated-policy.wasm");
+    let wasm = workspace::policy_wasm();
+    let output = policy_tool(&[
+        "annotate",
+        "-m",
+        "metadata.yml",
+        "-u",
+        "README.md",
+        "-o",
+        annotated.to_str().unwrap(),
+        wasm.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    annotated
+}
+
+fn blob(registry: &Registry, digest: &str) -> Vec<u8> {
+    let (status, _, body) = registry
+        .request("GET", &format!("/v2/{REPOSITORY}/blobs/{digest}"), &[], &[])
+        .unwrap();
+    assert_eq!(status, 200);
+    body
+}
+
+#[test]
+fn push_uploads_the_kubewarden_artifact_and_prints_its_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let annotated = annotate(dir.path());
+    let registry = Registry::start().unwrap();
+    let reference = registry.reference(&format!("{REPOSITORY}:v{}", env!("CARGO_PKG_VERSION")));
+    let output = policy_tool(&[
+        "push",
+        "--plain-http",
+        annotated.to_str().unwrap(),
+        &reference,
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8(output.stdout).unwrap().trim().to_string();
+    let (name, digest) = printed.split_once('@').unwrap();
+    assert_eq!(name, registry.reference(REPOSITORY));
+
+    let accept = [("Accept", "application/vnd.oci.image.manifest.v1+json")];
+    let (status, headers, body) = registry
+        .request(
+            "GET",
+            &format!("/v2/{REPOSITORY}/manifests/{digest}"),
+            &accept,
+            &[],
+        )
+        .unwrap();
+    assert_eq!(status, 200, "the printed digest names the manifest");
+    assert_eq!(
+        format!("sha256:{}", hex::encode(Sha256::digest(&body))),
+        digest
+    );
+    assert_eq!(
+        oras_testkit::registry::header(&headers, "Content-Type").as_deref(),
+        Some("application/vnd.oci.image.manifest.v1+json")
+    );
+    let manifest: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(manifest["schemaVersion"], 2);
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.wasm.config.v1+json"
+    );
+    assert_eq!(
+        blob(&registry, manifest["config"]["digest"].as_str().unwrap()),
+        b"{}"
+    );
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1);
+    assert_eq!(
+        layers[0]["mediaType"],
+        "application/vnd.wasm.content.layer.v1+wasm"
+    );
+    let module = blob(&registry, layers[0]["digest"].as_str().unwrap());
+    assert_eq!(
+        module,
+        std::fs::read(&annotated).unwrap(),
+        "the layer is the annotated wasm, byte for byte"
+    );
+
+    let annotations = &manifest["annotations"];
+    assert_eq!(annotations["io.kubewarden.policy.title"], "oras-operator");
+    assert_eq!(
+        annotations["io.kubewarden.policy.version"],
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(
+        annotations["org.opencontainers.image.source"],
+        env!("CARGO_PKG_REPOSITORY")
+    );
+    assert!(
+        annotations.get("io.kubewarden.policy.usage").is_none(),
+        "multi-line annotations stay in the wasm"
+    );
+    for (key, value) in annotations.as_object().unwrap() {
+        assert!(
+            !value.as_str().unwrap().contains('\n'),
+            "{key} is not single-line"
+        );
+    }
+
+    let host = PolicyHost::from_bytes(&module).unwrap();
+    assert_eq!(host.protocol_version().unwrap(), json!("v1"));
+    let case = oras_e2e::fixtures::load_cases(&workspace::requests_dir())
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name == "breakfast-job-output-pipe")
+        .unwrap();
+    assert_eq!(
+        host.validate(&case.settings, case.request()).unwrap(),
+        case.expected_response
+    );
+}
+
+#[test]
+fn push_refuses_a_wasm_without_metadata_and_pushes_nothing() {
+    let registry = Registry::start().unwrap();
+    let reference = registry.reference(&format!("{REPOSITORY}:v0"));
+    let wasm = workspace::policy_wasm();
+    let output = policy_tool(&["push", "--plain-http", wasm.to_str().unwrap(), &reference]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("refusing to push"), "{stderr}");
+    assert!(
+        stderr.contains("has no io.kubewarden.metadata section"),
+        "{stderr}"
+    );
+    assert!(
+        registry.catalog().unwrap().is_empty(),
+        "something was pushed"
+    );
+}
