@@ -9,7 +9,7 @@ KWCTL := $(shell command -v kwctl 2>/dev/null)
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 POLICY_SOURCES := $(shell find policy/src contract/src -name '*.rs') policy/Cargo.toml contract/Cargo.toml Cargo.toml Cargo.lock
 
-.PHONY: all images bench-agent bench-controller crd push-policy test fmt fmt-check lint unit-tests e2e-tests demo bench-policy agent-static clean
+.PHONY: all policy-demo images bench-agent bench-controller crd push-policy test fmt fmt-check lint unit-tests e2e-tests demo bench-policy agent-static clean
 
 all: annotated-policy.wasm
 
@@ -46,6 +46,7 @@ unit-tests:
 
 ## The compiled policy through the waPC host, and the other end-to-end checks.
 e2e-tests: policy.wasm
+	$(CARGO) build -p oras-agent
 	$(CARGO) test -p oras-e2e
 
 fmt:
@@ -66,6 +67,10 @@ demo:
 	$(MAKE) --no-print-directory policy.wasm
 	$(CARGO) build -q -p oras-agent
 	$(CARGO) run -q -p oras-e2e --bin workflow-demo
+
+## Every admission request under examples/requests/ through the policy, with its patch.
+policy-demo: policy.wasm
+	$(CARGO) run -q -p oras-e2e --bin policy-demo
 
 ## One `validate` call through the waPC host, timed (release build).
 bench-policy: policy.wasm
