@@ -80,6 +80,16 @@ impl Registry {
 
     /// Starts a registry on `port` (127.0.0.1) and waits until it answers.
     pub fn start_on(port: u16) -> Result<Self> {
+        Self::start_configured(port, None)
+    }
+
+    /// Starts a registry on a free port that requires HTTP basic authentication with
+    /// the given `htpasswd` line (`user:bcrypt-hash`).
+    pub fn start_with_htpasswd(htpasswd_line: &str) -> Result<Self> {
+        Self::start_configured(free_port()?, Some(htpasswd_line))
+    }
+
+    fn start_configured(port: u16, htpasswd_line: Option<&str>) -> Result<Self> {
         if !Path::new(REGISTRY_BINARY).exists() {
             return Err(RegistryError::Missing {
                 binary: REGISTRY_BINARY.into(),
@@ -91,13 +101,22 @@ impl Registry {
             .map_err(io_error("create the registry's storage directory"))?;
         let config = storage.path().join("config.yml");
         let data = storage.path().join("data");
-        let text = format!(
+        let mut text = format!(
             "version: 0.1\n\
              log:\n  level: warn\n  accesslog:\n    disabled: true\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
              http:\n  addr: 127.0.0.1:{port}\n",
             data.display()
         );
+        if let Some(line) = htpasswd_line {
+            let htpasswd = storage.path().join("htpasswd");
+            std::fs::write(&htpasswd, format!("{line}\n"))
+                .map_err(io_error("write the registry's htpasswd"))?;
+            text.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: oras-tests\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
         std::fs::write(&config, text).map_err(io_error("write the registry's config"))?;
         let log = storage.path().join("registry.log");
         let mut registry = Self {
@@ -150,7 +169,8 @@ impl Registry {
                     log: self.log(),
                 });
             }
-            if let Ok((200, _, _)) = http(self.port, "GET", "/v2/", &[], &[]) {
+            // 401 is the answer of a registry that requires authentication.
+            if let Ok((200 | 401, _, _)) = http(self.port, "GET", "/v2/", &[], &[]) {
                 return Ok(());
             }
             if Instant::now() >= deadline {

@@ -11,7 +11,6 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 pub const AGENT: &str = env!("CARGO_BIN_EXE_oras-agent");
 
@@ -128,66 +127,10 @@ pub fn tricky_tree(root: &Path) {
     write(&root.join("data/big.bin"), &big);
 }
 
-/// The ORAS Python SDK in a venv under the target directory, made once.
-pub fn oras_py() -> &'static Path {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                // target/<profile>/oras-agent
-                Path::new(AGENT)
-                    .parent()
-                    .and_then(Path::parent)
-                    .expect("target dir")
-                    .to_path_buf()
-            });
-        let venv = target.join("oras-py-venv");
-        let python = venv.join("bin/python");
-        let ready = Command::new(&python)
-            .args(["-c", "import oras.client"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if ready {
-            return python;
-        }
-        let staging = target.join(format!("oras-py-venv.{}", std::process::id()));
-        let _ = fs::remove_dir_all(&staging);
-        let status = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&staging)
-            .status()
-            .expect("python3 -m venv (apt-get install python3-venv)");
-        assert!(status.success(), "python3 -m venv failed");
-        let output = Command::new(staging.join("bin/pip"))
-            .args(["install", "--quiet", "oras"])
-            .output()
-            .expect("pip install oras");
-        assert!(
-            output.status.success(),
-            "pip install oras failed (is PyPI reachable?):\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let _ = fs::remove_dir_all(&venv);
-        fs::rename(&staging, &venv).expect("move the venv into place");
-        python
-    })
-}
-
-/// Run a Python snippet with the ORAS SDK; `args` become sys.argv[1:].
+/// Run a Python snippet with the ORAS SDK (`oras_testkit`'s venv under the target
+/// directory, made once); `args` become sys.argv[1:].
 pub fn python_ok(script: &str, args: &[&str], cwd: &Path) -> String {
-    let output = Command::new(oras_py())
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run python");
-    assert!(
-        output.status.success(),
-        "python failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).to_string()
+    oras_testkit::OrasPy::shared()
+        .and_then(|python| python.run(script, args, cwd))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
