@@ -7,5 +7,6 @@
 
 pub mod agent_args;
 pub mod annotations;
+pub mod kubernetes;
 pub mod pod;
 pub mod share;

@@ -15,6 +15,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
+use oras_contract::kubernetes::{is_dns1035_label, is_dns1123_subdomain, is_quantity};
 
 use crate::crd::{CONDITION_READY, CacheCondition, OrasCache, OrasCacheStatus, Quantity};
 
@@ -474,55 +475,6 @@ fn check_quantity(field: &str, quantity: &Quantity) -> Result<(), InvalidSpec> {
             quantity.0
         )))
     }
-}
-
-/// The Kubernetes quantity grammar: a signed decimal number, then an optional binary
-/// suffix (Ki..Ei), decimal suffix (n, u, m, k, M..E) or exponent (e3, E-2).
-fn is_quantity(text: &str) -> bool {
-    let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
-    let number_len = unsigned
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(unsigned.len());
-    let (number, suffix) = unsigned.split_at(number_len);
-    let digits = number.chars().filter(char::is_ascii_digit).count();
-    if digits == 0 || number.matches('.').count() > 1 {
-        return false;
-    }
-    const SUFFIXES: [&str; 16] = [
-        "", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n", "u", "m", "k", "M", "G", "T", "P", "E",
-    ];
-    if SUFFIXES.contains(&suffix) {
-        return true;
-    }
-    let exponent = suffix
-        .strip_prefix(['e', 'E'])
-        .map(|e| e.strip_prefix(['+', '-']).unwrap_or(e));
-    matches!(exponent, Some(e) if !e.is_empty() && e.chars().all(|c| c.is_ascii_digit()))
-}
-
-fn is_dns1035_label(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    !name.is_empty()
-        && name.len() <= 63
-        && bytes[0].is_ascii_lowercase()
-        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-}
-
-fn is_dns1123_subdomain(name: &str) -> bool {
-    name.len() <= 253
-        && name.split('.').all(|label| {
-            let bytes = label.as_bytes();
-            !label.is_empty()
-                && label.len() <= 63
-                && bytes[0].is_ascii_alphanumeric()
-                && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-                && bytes
-                    .iter()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-        })
 }
 
 #[cfg(test)]

@@ -91,7 +91,7 @@ pub(crate) fn cstring(path: &Path) -> io::Result<CString> {
 /// change to. Prepared in the parent: the child only makes system calls.
 #[derive(Debug, Default)]
 pub struct MountPlan {
-    /// (source, target), both existing directories.
+    /// (source, target): existing directories, or a file bound onto an empty file.
     pub binds: Vec<(CString, CString)>,
     /// Switch to this user and group after mounting (`runAsUser`, `runAsGroup`).
     pub user: Option<(u32, u32)>,

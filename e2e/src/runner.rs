@@ -708,6 +708,23 @@ impl Run<'_> {
                     let target = place(Path::new(mount_path))?;
                     plan.binds.push((cstring(host)?, cstring(&target)?));
                 }
+                let program = self.program(&argv[0]);
+                if private_tmp
+                    && program.is_absolute()
+                    && let Some(placed) = reroot(&program.to_string_lossy(), "/tmp", &tmp)
+                {
+                    // A program built under /tmp (a checkout there) would be hidden by
+                    // the container's own /tmp: bind it to the same path inside it.
+                    if let Some(parent) = placed.parent() {
+                        std::fs::create_dir_all(parent).with_context(|| {
+                            format!("cannot create the mount point {}", parent.display())
+                        })?;
+                    }
+                    std::fs::File::create(&placed).with_context(|| {
+                        format!("cannot create the mount point {}", placed.display())
+                    })?;
+                    plan.binds.push((cstring(&program)?, cstring(&placed)?));
+                }
                 let cwd = match &container.working_dir {
                     Some(dir) => PathBuf::from(dir),
                     None => workdir.clone(),
@@ -737,7 +754,7 @@ impl Run<'_> {
                         plan.user = Some((uid, gid));
                     }
                 }
-                command = Command::new(self.program(&argv[0]));
+                command = Command::new(program);
                 plan.apply_to(&mut command);
             }
         }

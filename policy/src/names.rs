@@ -1,12 +1,14 @@
 //! Kubernetes name grammars used to check annotation values before they become names
 //! in the pod spec.
 
+use oras_contract::kubernetes::{is_dns1123_label, is_dns1123_subdomain};
+
 const MAX_LABEL_LEN: usize = 63;
 const MAX_SUBDOMAIN_LEN: usize = 253;
 
 /// An RFC 1123 label: what a Service (and so an OrasCache) may be named.
 pub fn check_dns_label(name: &str) -> Result<(), String> {
-    if is_dns_label(name) {
+    if is_dns1123_label(name) {
         Ok(())
     } else {
         Err(format!(
@@ -17,22 +19,13 @@ pub fn check_dns_label(name: &str) -> Result<(), String> {
 
 /// An RFC 1123 subdomain: what a Secret may be named, and a cluster domain.
 pub fn check_dns_subdomain(name: &str) -> Result<(), String> {
-    if name.len() <= MAX_SUBDOMAIN_LEN && name.split('.').all(is_dns_label) {
+    if is_dns1123_subdomain(name) {
         Ok(())
     } else {
         Err(format!(
             "is not a valid name: at most {MAX_SUBDOMAIN_LEN} characters of dot-separated lowercase labels"
         ))
     }
-}
-
-fn is_dns_label(label: &str) -> bool {
-    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    !label.is_empty()
-        && label.len() <= MAX_LABEL_LEN
-        && label.chars().all(|c| alnum(c) || c == '-')
-        && label.starts_with(alnum)
-        && label.ends_with(alnum)
 }
 
 /// A container image reference as the kubelet takes it; only what can be checked

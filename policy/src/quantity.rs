@@ -1,4 +1,7 @@
-//! The Kubernetes resource quantity grammar (`100m`, `64Mi`, `1.5`, `2e3`).
+//! The Kubernetes resource quantity grammar (`100m`, `64Mi`, `1.5`, `2e3`), with a message
+//! naming the value.
+
+use oras_contract::kubernetes::is_quantity;
 
 /// Checks `text` is a quantity the API server accepts.
 pub fn check_quantity(text: &str) -> Result<(), String> {
@@ -9,31 +12,6 @@ pub fn check_quantity(text: &str) -> Result<(), String> {
             "{text:?} is not a Kubernetes quantity (examples: 10m, 0.5, 64Mi, 1G)"
         ))
     }
-}
-
-fn is_quantity(text: &str) -> bool {
-    let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
-    let number_len = unsigned
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(unsigned.len());
-    let (number, suffix) = unsigned.split_at(number_len);
-    let digits = number.replace('.', "");
-    let valid_number = !digits.is_empty() && number.matches('.').count() <= 1;
-    valid_number && is_suffix(suffix)
-}
-
-fn is_suffix(suffix: &str) -> bool {
-    const SUFFIXES: &[&str] = &[
-        "", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n", "u", "m", "k", "M", "G", "T", "P", "E",
-    ];
-    if SUFFIXES.contains(&suffix) {
-        return true;
-    }
-    let Some(exponent) = suffix.strip_prefix(['e', 'E']) else {
-        return false;
-    };
-    let exponent = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
-    !exponent.is_empty() && exponent.chars().all(|c| c.is_ascii_digit())
 }
 
 #[cfg(test)]
