@@ -6,6 +6,7 @@
 use std::fmt;
 
 use oci_client::Reference;
+use oras_contract::reference::{is_path_component, is_tag};
 
 /// A parsed artifact reference, remembering the text the user wrote for messages.
 #[derive(Debug, Clone)]
@@ -47,38 +48,6 @@ fn valid_host(host: &str) -> bool {
         && !name.starts_with(['.', '-'])
         && port
             .is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit()))
-}
-
-/// One repository path component: `[a-z0-9]+` runs joined by `.`, `_`, `__` or dashes.
-fn valid_component(part: &str) -> bool {
-    let bytes = part.as_bytes();
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    if bytes.is_empty() || !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
-        return false;
-    }
-    let mut i = 0;
-    while i < bytes.len() {
-        if alnum(bytes[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < bytes.len() && !alnum(bytes[i]) {
-            i += 1;
-        }
-        let separator = &part[start..i];
-        let dashes = separator.bytes().all(|b| b == b'-');
-        if !(separator == "." || separator == "_" || separator == "__" || dashes) {
-            return false;
-        }
-    }
-    true
-}
-
-/// `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`
-fn valid_tag(tag: &str) -> bool {
-    let ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-';
-    (1..=128).contains(&tag.len()) && !tag.starts_with(['.', '-']) && tag.chars().all(ok)
 }
 
 /// `algorithm:encoded`; sha256 must be 64 lowercase hex digits.
@@ -130,13 +99,13 @@ impl ArtifactRef {
         if !valid_host(host) {
             return Err(invalid("the registry is not host[:port]"));
         }
-        if repository.len() > 255 || !repository.split('/').all(valid_component) {
+        if repository.len() > 255 || !repository.split('/').all(is_path_component) {
             return Err(invalid(
                 "the repository must be lowercase path components of letters, digits and . _ -",
             ));
         }
         if let Some(tag) = tag
-            && !valid_tag(tag)
+            && !is_tag(tag)
         {
             return Err(invalid(
                 "the tag must be up to 128 letters, digits, _ . and -",

@@ -77,7 +77,10 @@ mod tests {
         ] {
             assert!(is_quantity(good), "{good}");
         }
-        for bad in ["", "m", "1.2.3", "10 m", "1mi", "1e", "abc", "1KiB", "."] {
+        for bad in [
+            "", "m", "Gi", "1.2.3", "1..2", "10 m", "1 Gi", "1mi", "1e", "abc", "ten", "1KiB",
+            "1GB", ".",
+        ] {
             assert!(!is_quantity(bad), "{bad}");
         }
     }

@@ -9,4 +9,5 @@ pub mod agent_args;
 pub mod annotations;
 pub mod kubernetes;
 pub mod pod;
+pub mod reference;
 pub mod share;

@@ -3,8 +3,9 @@
 
 use std::fmt;
 
+use oras_contract::reference::{MAX_TAG_LEN, is_path_component, is_tag};
+
 const MAX_REPOSITORY_LEN: usize = 255;
-const MAX_TAG_LEN: usize = 128;
 const DEFAULT_TAG: &str = "latest";
 
 /// A reference without its registry, as users write it in `input-uri` / `output-uri`.
@@ -103,39 +104,9 @@ fn check_repository(repository: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
-fn is_path_component(component: &str) -> bool {
-    let bytes = component.as_bytes();
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    if bytes.is_empty() || !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
-        return false;
-    }
-    let mut separator = String::new();
-    for &b in bytes {
-        if alnum(b) {
-            let valid = matches!(separator.as_str(), "" | "." | "_" | "__")
-                || separator.bytes().all(|s| s == b'-');
-            if !valid {
-                return false;
-            }
-            separator.clear();
-        } else if matches!(b, b'.' | b'_' | b'-') {
-            separator.push(b as char);
-        } else {
-            return false;
-        }
-    }
-    true
-}
-
 /// `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`
 fn check_tag(tag: &str) -> Result<(), String> {
-    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
-    let mut chars = tag.chars();
-    let valid = tag.len() <= MAX_TAG_LEN
-        && chars.next().is_some_and(word)
-        && chars.all(|c| word(c) || c == '.' || c == '-');
-    if valid {
+    if is_tag(tag) {
         Ok(())
     } else {
         Err(format!(
