@@ -9,7 +9,7 @@ KWCTL := $(shell command -v kwctl 2>/dev/null)
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 POLICY_SOURCES := $(shell find policy/src contract/src -name '*.rs') policy/Cargo.toml contract/Cargo.toml Cargo.toml Cargo.lock
 
-.PHONY: all policy-demo images bench-agent bench-controller crd push-policy test fmt fmt-check lint unit-tests e2e-tests demo bench-policy agent-static clean
+.PHONY: all tools policy-demo images bench-agent bench-controller crd push-policy test fmt fmt-check lint unit-tests e2e-tests demo bench-policy agent-static clean
 
 all: annotated-policy.wasm
 
@@ -37,8 +37,15 @@ else
 	$(CARGO) run -q -p oras-policy-tool -- push $(if $(PLAIN_HTTP),--plain-http) annotated-policy.wasm $(REGISTRY):v$(VERSION)
 endif
 
-## What CI runs: formatting, lints, and every test (host and wasm).
-test: fmt-check lint policy.wasm
+## The pinned upstream tools the tests run beside ours (oras Go CLI, helm, crane, a
+## registry, etcd, CoreDNS, Kubernetes' binaries), built from their Go modules into a
+## cache outside the repository (ORAS_TOOLS_DIR, default ~/.cache/oras-operator-rs/tools).
+tools:
+	@scripts/tools.sh
+
+## What CI runs: formatting, lints, and every test (host and wasm, and against the
+## upstream tools).
+test: tools fmt-check lint policy.wasm
 	$(CARGO) test --workspace
 
 unit-tests:

@@ -1,10 +1,13 @@
-//! Interoperability with the ORAS Python SDK (`pip install oras`, in a venv the tests
-//! make once under the target directory): what the agent pushes, oras-py pulls
-//! identical; what oras-py pushes, the agent pulls identical.
+//! Interoperability with both independent ORAS clients: the ORAS Python SDK (`pip
+//! install oras`, in a venv the tests make once under the target directory) and the oras
+//! Go CLI (built by `make tools`). What the agent pushes, each pulls identical; what each
+//! pushes, the agent pulls identical.
 
 mod support;
 
 use std::fs;
+use std::path::Path;
+use std::process::Command;
 
 use support::registry::TestRegistry;
 use support::*;
@@ -81,6 +84,100 @@ fn what_oras_py_pushes_the_agent_pulls_identical() {
         tree["annotations"]
             .get("io.deis.oras.content.unpack")
             .is_none()
+    );
+
+    let out = work.path().join("out");
+    agent_ok(
+        &[
+            "pull",
+            "--plain-http",
+            &reference,
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        work.path(),
+    );
+    assert_eq!(snapshot(&out), snapshot(&src));
+}
+
+/// The oras Go CLI with `args` in `cwd`; panics with its output unless it succeeds.
+fn oras_cli_ok(args: &[&str], cwd: &Path) -> String {
+    let oras = oras_testkit::tools::tool("oras").unwrap_or_else(|e| panic!("{e}"));
+    let output = Command::new(&oras)
+        .args(args)
+        .current_dir(cwd)
+        .env("DOCKER_CONFIG", "/nonexistent-docker-config")
+        .output()
+        .expect("run the oras CLI");
+    assert!(
+        output.status.success(),
+        "oras {args:?} failed with {}:\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn what_the_agent_pushes_the_oras_cli_pulls_identical() {
+    let registry = TestRegistry::start();
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    tricky_tree(&src.join("tree"));
+    write(&src.join("result.txt"), b"42\n");
+    write(&src.join("empty.txt"), b"");
+    let reference = registry.reference("interop/agent-to-cli:v1");
+    agent_ok(
+        &[
+            "push",
+            "--plain-http",
+            &reference,
+            "result.txt",
+            "empty.txt",
+            "tree",
+        ],
+        &src,
+    );
+    let out = work.path().join("out");
+    fs::create_dir_all(&out).unwrap();
+    oras_cli_ok(&["pull", "--plain-http", &reference], &out);
+    assert_eq!(snapshot(&out), snapshot(&src));
+}
+
+#[test]
+fn what_the_oras_cli_pushes_the_agent_pulls_identical() {
+    let registry = TestRegistry::start();
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    tricky_tree(&src.join("tree"));
+    write(&src.join("result.txt"), b"42\n");
+    write(&src.join("empty.txt"), b"");
+    let reference = registry.reference("interop/cli-to-agent:v1");
+    oras_cli_ok(
+        &[
+            "push",
+            "--plain-http",
+            &reference,
+            "result.txt",
+            "empty.txt",
+            "tree",
+        ],
+        &src,
+    );
+    // The Go CLI marks a directory with the unpack annotation and the digest of its tar.
+    let manifest = registry.manifest("interop/cli-to-agent", "v1");
+    let tree = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["annotations"]["org.opencontainers.image.title"] == "tree")
+        .expect("a layer titled tree");
+    assert_eq!(tree["annotations"]["io.deis.oras.content.unpack"], "true");
+    assert!(
+        tree["annotations"]["io.deis.oras.content.digest"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("sha256:"))
     );
 
     let out = work.path().join("out");

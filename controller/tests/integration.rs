@@ -1,7 +1,8 @@
-//! The real controller against a real API server. Runs only when ORAS_TEST_KUBECONFIG
-//! names a kubeconfig whose user may create CRDs and namespaces; otherwise it says it is
-//! skipped and why. No scheduler or kubelet is needed: the test writes the StatefulSet's
-//! status itself to stand for a ready registry pod.
+//! The real controller against a real API server: the cluster of ORAS_TEST_KUBECONFIG
+//! when it is set (its user must be allowed to create CRDs and namespaces), else an etcd
+//! and a kube-apiserver that the test starts on 127.0.0.1 from what `make tools` built.
+//! No scheduler or kubelet is needed: the test writes the StatefulSet's status itself to
+//! stand for a ready registry pod.
 //!
 //!   ORAS_TEST_KUBECONFIG=$HOME/.kube/config cargo test -p oras-controller --test integration -- --nocapture
 
@@ -20,6 +21,7 @@ use kube::{Client, Config, CustomResourceExt, Resource, ResourceExt};
 use oras_controller::controller::{self, Shutdown};
 use oras_controller::metrics::Metrics;
 use oras_controller::{Context, OrasCache, Settings};
+use oras_testkit::ControlPlane;
 use serde_json::json;
 
 /// Upper bound of every wait, so that a broken controller fails the test instead of
@@ -27,20 +29,24 @@ use serde_json::json;
 const PATIENCE: Duration = Duration::from_secs(120);
 const MANAGER: &str = "oras-controller-integration-test";
 
-async fn client() -> Option<Client> {
-    let Some(path) = std::env::var_os("ORAS_TEST_KUBECONFIG") else {
-        println!(
-            "integration: skipped: ORAS_TEST_KUBECONFIG is not set (set it to a kubeconfig of \
-             a cluster where this test may create the OrasCache CRD and a namespace)"
-        );
-        return None;
+/// A client of the API server the test runs against, and the control plane it started
+/// (kept alive as long as the test holds it).
+async fn client() -> (Client, Option<ControlPlane>) {
+    let (path, plane) = match std::env::var_os("ORAS_TEST_KUBECONFIG") {
+        Some(path) => (std::path::PathBuf::from(path), None),
+        None => {
+            let plane = ControlPlane::start()
+                .unwrap_or_else(|e| panic!("starting etcd and kube-apiserver: {e}"));
+            (plane.kubeconfig().to_path_buf(), Some(plane))
+        }
     };
     let kubeconfig = Kubeconfig::read_from(&path)
-        .unwrap_or_else(|e| panic!("reading ORAS_TEST_KUBECONFIG {path:?}: {e}"));
+        .unwrap_or_else(|e| panic!("reading the kubeconfig {path:?}: {e}"));
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .unwrap_or_else(|e| panic!("kubeconfig {path:?}: {e}"));
-    Some(Client::try_from(config).expect("a client from the kubeconfig"))
+    let client = Client::try_from(config).expect("a client from the kubeconfig");
+    (client, plane)
 }
 
 async fn wait<K>(api: &Api<K>, name: &str, what: &str, condition: impl Condition<K>) -> Option<K>
@@ -80,9 +86,7 @@ fn ready_is(status: &'static str, reason: &'static str) -> impl Fn(Option<&OrasC
 
 #[tokio::test]
 async fn the_controller_runs_a_cache_through_its_life() {
-    let Some(client) = client().await else {
-        return;
-    };
+    let (client, _control_plane) = client().await;
 
     // The CRD, as crdgen prints it.
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());

@@ -1,9 +1,9 @@
 //! The Helm chart installs what `examples/dist/` installs.
 //!
-//! Always: the chart's versions, its CRD and its default values (against
-//! `values.schema.json`). When `helm` is on PATH: the chart rendered with default values
-//! gives exactly the objects of `examples/dist/` (the Namespace aside: a release's
-//! namespace is made by `helm install --create-namespace`).
+//! The chart's versions, its CRD and its default values (against `values.schema.json`);
+//! then, with the real `helm` that `make tools` builds: `helm lint` passes, and the chart
+//! rendered with default values gives exactly the objects of `examples/dist/` (the
+//! Namespace aside: a release's namespace is made by `helm install --create-namespace`).
 
 use std::process::Command;
 
@@ -74,29 +74,44 @@ fn default_values_satisfy_the_schema_and_bad_ones_do_not() {
     assert!(!validator.is_valid(&port));
 }
 
-#[test]
-fn rendered_chart_equals_the_dist_manifests() {
-    let Ok(output) = Command::new("helm")
+/// The real helm with `args`, in the workspace root; stdout, or a panic with its stderr.
+fn helm(args: &[&str]) -> String {
+    let helm = oras_testkit::tools::tool("helm").unwrap_or_else(|e| panic!("{e}"));
+    let home = tempfile::tempdir().unwrap();
+    let output = Command::new(helm)
         .current_dir(workspace::root())
-        .args([
-            "template",
-            "oras-operator",
-            "charts/oras-operator",
-            "--namespace",
-            "oras-system",
-            "--include-crds",
-        ])
+        .env("HELM_CACHE_HOME", home.path().join("cache"))
+        .env("HELM_CONFIG_HOME", home.path().join("config"))
+        .env("HELM_DATA_HOME", home.path().join("data"))
+        .args(args)
         .output()
-    else {
-        eprintln!("rendered_chart_equals_the_dist_manifests: skipped: helm is not installed");
-        return;
-    };
+        .expect("run helm");
     assert!(
         output.status.success(),
-        "{}",
+        "helm {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    let mut rendered = yaml_documents(&String::from_utf8(output.stdout).unwrap());
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn helm_lints_the_chart() {
+    let report = helm(&["lint", "--strict", "charts/oras-operator"]);
+    assert!(report.contains("0 chart(s) failed"), "{report}");
+}
+
+#[test]
+fn rendered_chart_equals_the_dist_manifests() {
+    let output = helm(&[
+        "template",
+        "oras-operator",
+        "charts/oras-operator",
+        "--namespace",
+        "oras-system",
+        "--include-crds",
+    ]);
+    let mut rendered = yaml_documents(&output);
     let mut dist = Vec::new();
     for name in ["01-crd.yaml", "02-rbac.yaml", "03-deployment.yaml"] {
         dist.extend(yaml_documents(

@@ -6,9 +6,17 @@
 //!   storage.
 //! - [`oras_py`]: the ORAS Python SDK (`pip install oras`) in a venv made once under the
 //!   target directory.
+//! - [`tools`]: where `make tools` put the upstream tools (oras Go CLI, helm, etcd,
+//!   Kubernetes' binaries, ...).
+//! - [`control_plane`]: a real etcd and kube-apiserver on 127.0.0.1, envtest-style.
+//! - [`tls`]: a throw-away CA and serving certificates for test servers.
 
+pub mod control_plane;
 pub mod oras_py;
 pub mod registry;
+pub mod tls;
+pub mod tools;
 
+pub use control_plane::ControlPlane;
 pub use oras_py::OrasPy;
 pub use registry::{Registry, RegistryError};
