@@ -8,6 +8,8 @@
 //!   send it, with the patch the policy applied.
 //! - [`pod`], [`runner`], [`isolation`], [`timing`]: the local pod runner, which runs
 //!   the pod spec the policy returned the way the kubelet does, with host processes.
+//! - [`webhook`]: the compiled policy served to a real API server as a mutating
+//!   admission webhook, as policy-server serves it.
 //! - [`local`]: the pieces wired together: a real registry on 127.0.0.1, the policy
 //!   pointed at it, the runner, as the workflow tests and `make demo` use them.
 
@@ -19,4 +21,5 @@ pub mod pod;
 pub mod policy_host;
 pub mod runner;
 pub mod timing;
+pub mod webhook;
 pub mod workspace;
