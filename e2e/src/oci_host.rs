@@ -127,7 +127,9 @@ impl ImageRegistry {
         let (manifest, digest, config) = self
             .runtime
             .block_on(client.pull_manifest_and_config(&reference, &RegistryAuth::Anonymous))
-            .map_err(|error| error_chain(&error))?;
+            // The error and its causes on one line: reqwest keeps "connection refused"
+            // in a cause.
+            .map_err(|error| format!("{:#}", anyhow::Error::new(error)))?;
         let config = serde_json::from_str(&config)
             .map_err(|e| format!("the config of {image} is not JSON: {e}"))?;
         serde_json::to_vec(&ManifestAndConfig {
@@ -153,21 +155,6 @@ impl ImageRegistry {
             .map_err(|e| format!("the host's answer cannot be read: {e}"))?;
         Ok(entrypoint_of(&answer))
     }
-}
-
-/// An error and its causes, as one line (reqwest keeps "connection refused" in a cause).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -1,14 +1,15 @@
 //! A launcher without `command` runs what its image would have run: the lookup is an
 //! injected function here, so every rule and refusal is checked without a registry.
 
+mod common;
+
 use std::cell::RefCell;
 
+use common::{OUTPUT, annotations};
 use oras_policy::evaluate::{AdmissionRequest, Outcome, evaluate};
 use oras_policy::image::ImageEntrypoint;
 use oras_policy::settings::Settings;
 use serde_json::{Value, json};
-
-const P: &str = "oras.converged-computing.github.io/";
 
 /// A lookup that answers from a table and records every image it was asked for.
 struct Registry {
@@ -72,16 +73,6 @@ fn registry() -> Registry {
         ),
     ])
 }
-
-fn annotations(pairs: &[(&str, &str)]) -> Value {
-    pairs
-        .iter()
-        .map(|(k, v)| (format!("{P}{k}"), json!(v)))
-        .collect::<serde_json::Map<_, _>>()
-        .into()
-}
-
-const OUTPUT: &[(&str, &str)] = &[("output-uri", "dino/out:v1"), ("output-path", "out.txt")];
 
 fn pod_with(container: Value, pairs: &[(&str, &str)]) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod",

@@ -1,11 +1,12 @@
 //! The mutation, rule by rule, on the host build.
 
+mod common;
+
+use common::{OUTPUT, P, annotations};
 use oras_policy::evaluate::{AdmissionRequest, Outcome, evaluate};
 use oras_policy::image::ImageEntrypoint;
 use oras_policy::settings::Settings;
 use serde_json::{Value, json};
-
-const P: &str = "oras.converged-computing.github.io/";
 
 fn request(kind: &str, operation: &str, object: Value) -> AdmissionRequest {
     serde_json::from_value(json!({
@@ -16,14 +17,6 @@ fn request(kind: &str, operation: &str, object: Value) -> AdmissionRequest {
         "object": object,
     }))
     .unwrap()
-}
-
-fn annotations(pairs: &[(&str, &str)]) -> Value {
-    pairs
-        .iter()
-        .map(|(k, v)| (format!("{P}{k}"), json!(v)))
-        .collect::<serde_json::Map<_, _>>()
-        .into()
 }
 
 fn pod_spec() -> Value {
@@ -71,8 +64,6 @@ fn container<'a>(list: &'a Value, name: &str) -> &'a Value {
         .find(|c| c["name"] == name)
         .unwrap_or_else(|| panic!("no container {name} in {list}"))
 }
-
-const OUTPUT: &[(&str, &str)] = &[("output-uri", "dino/out:v1"), ("output-path", "out.txt")];
 
 #[test]
 fn a_pod_with_an_output_gets_share_init_sidecar_and_launcher() {
