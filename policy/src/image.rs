@@ -56,7 +56,7 @@ pub fn qualified_image(image: &str) -> Result<String, String> {
         host
     };
     let name_end = rest.find(['/', ':', '@']).unwrap_or(rest.len());
-    let rest = if host == DEFAULT_IMAGE_REGISTRY && rest[name_end..].chars().next() != Some('/') {
+    let rest = if host == DEFAULT_IMAGE_REGISTRY && !rest[name_end..].starts_with('/') {
         format!("{OFFICIAL_IMAGES}/{rest}")
     } else {
         rest
