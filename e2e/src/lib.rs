@@ -2,6 +2,8 @@
 //!
 //! - [`policy_host`]: the compiled `policy.wasm` run through the waPC host stack that
 //!   Kubewarden's policy-server uses.
+//! - [`oci_host`]: Kubewarden's OCI host capability (an image's manifest and config
+//!   from its registry), as policy-server answers the policy's image lookups.
 //! - [`fixtures`]: the admission requests under `examples/requests/` and their expected
 //!   answers.
 //! - [`admission`]: a Kubernetes object through the policy, as the API server would
@@ -17,6 +19,7 @@ pub mod admission;
 pub mod fixtures;
 pub mod isolation;
 pub mod local;
+pub mod oci_host;
 pub mod pod;
 pub mod policy_host;
 pub mod runner;

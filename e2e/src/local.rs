@@ -1,10 +1,12 @@
 //! Everything a workflow needs on one machine: a real registry on 127.0.0.1, the
-//! compiled policy set to reach it over plain HTTP, and the pod runner. Objects are
+//! compiled policy set to reach it over plain HTTP (also for the images it looks up),
+//! and the pod runner. Objects are
 //! pointed at the registry with the `registry` annotation (the in-namespace cache of a
 //! cluster does not exist here), admitted by the policy, and their pod run.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use oras_contract::annotations;
@@ -12,8 +14,9 @@ use oras_testkit::Registry;
 use serde_json::{Value, json};
 
 use crate::admission::{self, Admitted};
+use crate::oci_host::{ImageRegistry, Sources};
 use crate::pod::pod_of;
-use crate::policy_host::PolicyHost;
+use crate::policy_host::{CompiledPolicy, PolicyHost};
 use crate::runner::{PodReport, PodRunner, RunnerConfig};
 
 /// One object run end to end: what the policy did, and what became of the pod.
@@ -30,10 +33,13 @@ pub struct Local {
 }
 
 impl Local {
-    /// Starts a registry on a free port and loads the policy from `policy_wasm`.
+    /// Starts a registry on a free port and loads the policy from `policy_wasm`; the
+    /// policy's image lookups are answered from that registry (plain HTTP).
     pub fn start(policy_wasm: &Path, config: RunnerConfig) -> Result<Self> {
-        let policy = PolicyHost::load(policy_wasm)?;
         let registry = Registry::start().context("cannot start the local registry")?;
+        let lookups = ImageRegistry::new(Sources::insecure(&[&registry.host()]))?;
+        let policy =
+            CompiledPolicy::load(policy_wasm)?.instantiate_with(Some(Arc::new(lookups)))?;
         let pods = tempfile::Builder::new()
             .prefix("oras-e2e-pods.")
             .tempdir()

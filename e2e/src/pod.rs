@@ -299,8 +299,54 @@ pub fn container_env(container: &Container, secrets: &Secrets) -> Result<Vec<(St
     Ok(env)
 }
 
+/// `text` (an item of a container's `command` or `args`) with the kubelet's expansion:
+/// `$(NAME)` becomes the value of `NAME` in `env` (left as it is when `NAME` is not
+/// set), `$$` becomes `$`, and any other `$` stays.
+pub fn expand_references(text: &str, env: &[(String, String)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(inner) = after.strip_prefix('(')
+            && let Some(end) = inner.find(')')
+        {
+            let name = &inner[..end];
+            match env.iter().rev().find(|(n, _)| n == name) {
+                Some((_, value)) => out.push_str(value),
+                None => out.push_str(&rest[at..at + end + 3]),
+            }
+            rest = &inner[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn command_items_expand_like_the_kubelet() {
+        let env = vec![("NAME".to_string(), "world".to_string())];
+        for (text, expanded) in [
+            ("hello $(NAME)", "hello world"),
+            ("$(MISSING) stays", "$(MISSING) stays"),
+            ("$$(NAME) is escaped", "$(NAME) is escaped"),
+            ("echo $$HOME $HOME $$$$", "echo $HOME $HOME $$"),
+            ("unclosed $(NAME", "unclosed $(NAME"),
+            ("end $", "end $"),
+            ("$(NAME)$(NAME)", "worldworld"),
+        ] {
+            assert_eq!(expand_references(text, &env), expanded, "{text}");
+        }
+    }
     use super::*;
     use serde_json::json;
 

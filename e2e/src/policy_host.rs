@@ -1,13 +1,19 @@
 //! Runs the compiled policy the way Kubewarden's policy-server does: a waPC host on
 //! wasmtime with WASI, calling the guest's `protocol_version`, `validate_settings` and
-//! `validate` functions with JSON payloads.
+//! `validate` functions with JSON payloads. The one host capability the policy uses,
+//! Kubewarden's OCI manifest and config lookup, is answered by an [`ImageRegistry`] when
+//! one is given; any other host call, or that one without a registry, is an error.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use wapc::WapcHost;
 use wasmtime_provider::WasmtimeEngineProviderBuilder;
+
+use crate::oci_host::ImageRegistry;
 
 /// The policy compiled once, shareable between threads; each [`PolicyHost`] made from
 /// it is a fresh instance, as policy-server makes one per worker.
@@ -35,18 +41,25 @@ impl CompiledPolicy {
         Ok(Self { engine, module })
     }
 
+    /// An instance without registries: every host call is an error.
     pub fn instantiate(&self) -> Result<PolicyHost> {
+        self.instantiate_with(None)
+    }
+
+    /// An instance whose image lookups `registry` answers.
+    pub fn instantiate_with(&self, registry: Option<Arc<ImageRegistry>>) -> Result<PolicyHost> {
         let engine = WasmtimeEngineProviderBuilder::new()
             .engine(self.engine.clone())
             .module(self.module.clone())
             .build()
             .context("cannot prepare the policy module")?;
-        PolicyHost::new(engine)
+        PolicyHost::new(engine, registry)
     }
 }
 
 pub struct PolicyHost {
     host: WapcHost,
+    host_calls: Arc<AtomicUsize>,
 }
 
 impl PolicyHost {
@@ -59,17 +72,38 @@ impl PolicyHost {
         CompiledPolicy::from_bytes(bytes)?.instantiate()
     }
 
-    fn new(engine: wasmtime_provider::WasmtimeEngineProvider) -> Result<Self> {
-        // The policy makes no host calls (no cluster context, no logging to the host);
-        // answering any with an error makes an unexpected one visible.
+    fn new(
+        engine: wasmtime_provider::WasmtimeEngineProvider,
+        registry: Option<Arc<ImageRegistry>>,
+    ) -> Result<Self> {
+        let host_calls = Arc::new(AtomicUsize::new(0));
+        let counted = host_calls.clone();
+        // The image lookup is the policy's only host call (no cluster context, no
+        // logging to the host); answering any other with an error makes it visible.
         let host = WapcHost::new(
             Box::new(engine),
-            Some(Box::new(|_, binding, namespace, operation, _| {
-                Err(format!("unexpected host call {binding}/{namespace}/{operation}").into())
-            })),
+            Some(Box::new(
+                move |_, binding, namespace, operation, payload| {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    match (binding, namespace, operation, &registry) {
+                        ("kubewarden", "oci", "v1/oci_manifest_config", Some(registry)) => {
+                            registry.answer(payload).map_err(Into::into)
+                        }
+                        _ => Err(
+                            format!("unexpected host call {binding}/{namespace}/{operation}")
+                                .into(),
+                        ),
+                    }
+                },
+            )),
         )
         .context("cannot instantiate the policy module")?;
-        Ok(Self { host })
+        Ok(Self { host, host_calls })
+    }
+
+    /// How many host calls the policy made so far.
+    pub fn host_calls(&self) -> usize {
+        self.host_calls.load(Ordering::SeqCst)
     }
 
     fn call(&self, function: &str, payload: &[u8]) -> Result<Value> {

@@ -19,7 +19,7 @@
 //! A container's command runs as a host process; a command of `oras-agent` (the agent
 //! image's) runs the locally built agent. Each container gets its own working
 //! directory, `/tmp` and `HOME`, its `env` and `envFrom` (Secrets given to the runner
-//! as files), and sees its volume mounts at their `mountPath` (see [`crate::isolation`]).
+//! as files), `$(VAR)` in its command and args expanded as the kubelet does, and sees its volume mounts at their `mountPath` (see [`crate::isolation`]).
 //! Its stdout and stderr go to one log file.
 
 use std::fs::File;
@@ -34,7 +34,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 
 use crate::isolation::{Isolation, MountPlan, cstring, reroot, rewrite_paths};
-use crate::pod::{Container, DEFAULT_GRACE_SECONDS, Pod, Secrets, container_env};
+use crate::pod::{
+    Container, DEFAULT_GRACE_SECONDS, Pod, Secrets, container_env, expand_references,
+};
 use crate::timing;
 
 /// Environment variable naming the agent binary to run for `oras-agent`.
@@ -648,7 +650,11 @@ impl Run<'_> {
             ("HOSTNAME".into(), self.pod.name.clone()),
         ];
         env.extend(config.node_env.iter().cloned());
-        env.extend(container_env(container, &config.secrets)?);
+        let own_env = container_env(container, &config.secrets)?;
+        for arg in argv.iter_mut() {
+            *arg = expand_references(arg, &own_env);
+        }
+        env.extend(own_env);
 
         let mut mounts: Vec<(PathBuf, String)> = Vec::new();
         for mount in &container.volume_mounts {

@@ -33,7 +33,8 @@ fn application_killed_with_sigkill_ends_the_pod_with_137() {
     let object = job(
         "killed",
         &[("output-uri", "fail/killed:v1"), ("output-path", "out.txt")],
-        "echo partial > out.txt; kill -KILL $$",
+        // `$$$$`: the kubelet turns `$$` in a command into `$`, so the shell sees `$$`.
+        "echo partial > out.txt; kill -KILL $$$$",
     );
     let report = local.run(&object).unwrap().report;
     show(&report);

@@ -1,33 +1,38 @@
 //! The compiled `policy.wasm`, evaluated through the waPC host stack of Kubewarden's
-//! policy-server, on every admission request fixture under `examples/requests/`.
+//! policy-server, on every admission request fixture under `examples/requests/`. The
+//! images the fixtures name are served by a local registry (`FixtureImages`).
 //!
 //! Set `UPDATE_GOLDEN=1` to rewrite the expected answers after an intended change, then
 //! review the diff.
 
 use std::sync::OnceLock;
 
-use oras_e2e::fixtures::{Case, load_cases};
+use oras_e2e::fixtures::{Case, FixtureImages, load_cases};
+use oras_e2e::oci_host::ImageRegistry;
 use oras_e2e::policy_host::{CompiledPolicy, PolicyHost};
 use oras_e2e::workspace;
 use serde_json::{Value, json};
 
-/// A fresh instance of the policy, compiled once for all tests.
-fn host() -> PolicyHost {
+fn compiled() -> &'static CompiledPolicy {
     static COMPILED: OnceLock<CompiledPolicy> = OnceLock::new();
-    COMPILED
-        .get_or_init(|| CompiledPolicy::load(&workspace::policy_wasm()).unwrap())
-        .instantiate()
-        .unwrap()
+    COMPILED.get_or_init(|| CompiledPolicy::load(&workspace::policy_wasm()).unwrap())
+}
+
+/// A fresh instance of the policy, compiled once for all tests; no registry answers it.
+fn host() -> PolicyHost {
+    compiled().instantiate().unwrap()
 }
 
 fn cases() -> Vec<Case> {
     load_cases(&workspace::requests_dir()).unwrap()
 }
 
-/// The native build's answer to the same payload, as JSON.
-fn native_answer(settings: &Value, request: &Value) -> Value {
+/// The native build's answer to the same payload, as JSON, its image lookups answered
+/// by `images`.
+fn native_answer(settings: &Value, request: &Value, images: &ImageRegistry) -> Value {
     let payload = serde_json::to_vec(&json!({"settings": settings, "request": request})).unwrap();
-    serde_json::from_slice(&oras_policy::validate(&payload).unwrap()).unwrap()
+    let answer = oras_policy::validate_with(&payload, &|image| images.lookup(image)).unwrap();
+    serde_json::from_slice(&answer).unwrap()
 }
 
 #[test]
@@ -85,7 +90,10 @@ fn bad_settings_are_invalid_with_a_message_naming_the_field() {
 
 #[test]
 fn every_fixture_gets_its_expected_answer() {
-    let host = host();
+    let images = FixtureImages::start(&workspace::requests_dir()).unwrap();
+    let host = compiled()
+        .instantiate_with(Some(images.lookups.clone()))
+        .unwrap();
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let cases = cases();
     assert!(cases.len() >= 20, "fixtures went missing: {}", cases.len());
@@ -97,7 +105,7 @@ fn every_fixture_gets_its_expected_answer() {
         }
         assert_eq!(answer, case.expected_response, "fixture {}", case.name);
         assert_eq!(
-            native_answer(&case.settings, case.request()),
+            native_answer(&case.settings, case.request(), &images.lookups),
             answer,
             "native and wasm builds disagree on {}",
             case.name

@@ -96,7 +96,8 @@ fn sidecars_keep_running_until_the_main_containers_end_then_get_sigterm() {
 fn the_pod_fails_when_one_main_container_fails_and_signals_count_as_128_plus() {
     let (report, _root) = run(json!({
         "volumes": [{"name": "shared", "emptyDir": {}}],
-        "containers": [sh("ok", "true"), sh("killed", "kill -TERM $$")]
+        // `$$$$`: the kubelet turns `$$` in a command into `$`.
+        "containers": [sh("ok", "true"), sh("killed", "kill -TERM $$$$")]
     }));
     assert_eq!(report.phase, Phase::Failed);
     assert_eq!(report.container("ok").unwrap().exit_code, Some(0));

@@ -6,7 +6,8 @@ mod common;
 
 use common::{example, local, tree};
 use oras_e2e::runner::Phase;
-use oras_testkit::OrasPy;
+use oras_testkit::{ContainerImage, OrasPy};
+use serde_json::json;
 
 #[test]
 fn two_step_workflow_end_to_end() {
@@ -151,5 +152,66 @@ fn cronjob_pod_template_runs_end_to_end() {
     assert_eq!(
         std::fs::read_to_string(pulled.path().join("summary.csv")).unwrap(),
         "metric,value\nruns,3\n"
+    );
+}
+
+#[test]
+fn a_job_without_command_runs_what_its_image_would_have_run() {
+    let local = local();
+    // The image's ENTRYPOINT and CMD exist on this machine, where the runner runs them.
+    let script = "echo \"image says $GREETING\" > greeting.txt; echo ran the image command";
+    local
+        .registry
+        .push_image(
+            "tools/greeter",
+            "1",
+            &ContainerImage::new(&["/bin/sh", "-c"], &[script]),
+        )
+        .unwrap();
+    let mut job = common::job(
+        "greeter",
+        &[
+            ("output-uri", "runs/greeting:1"),
+            ("output-path", "greeting.txt"),
+        ],
+        "not used",
+    );
+    let container = &mut job["spec"]["template"]["spec"]["containers"][0];
+    container.as_object_mut().unwrap().remove("command");
+    container["image"] = json!(local.registry.reference("tools/greeter:1"));
+    container["env"] = json!([{"name": "GREETING", "value": "hello"}]);
+
+    let step = local.run(&job).unwrap();
+    let report = &step.report;
+    common::show(report);
+    assert_eq!(report.phase, Phase::Succeeded, "{}", report.summary());
+    // The launcher runs the image's argv, `$` escaped for the kubelet's expansion.
+    let args = step.admitted.object["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let separator = args.iter().position(|a| a == "--").unwrap();
+    assert_eq!(
+        args[separator + 1..],
+        [
+            json!("/bin/sh"),
+            json!("-c"),
+            json!(script.replace('$', "$$"))
+        ]
+    );
+    assert!(
+        report
+            .container("app")
+            .unwrap()
+            .log()
+            .contains("ran the image command"),
+        "{}",
+        report.container("app").unwrap().log()
+    );
+    let pulled = tempfile::tempdir().unwrap();
+    local.pull("runs/greeting:1", pulled.path()).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(pulled.path().join("greeting.txt")).unwrap(),
+        "image says hello\n"
     );
 }

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::annotations::{OrasAnnotations, read};
+use crate::image::ImageLookup;
 use crate::inject::{has_share_volume, inject};
 use crate::plan::Plan;
 use crate::settings::Settings;
@@ -40,8 +41,9 @@ pub struct GroupVersionKind {
     pub kind: Option<String>,
 }
 
-/// Decides what to do with `request` under `settings`.
-pub fn evaluate(request: AdmissionRequest, settings: &Settings) -> Outcome {
+/// Decides what to do with `request` under `settings`. `lookup` resolves the image of a
+/// launcher without `command`; it is called only then, for an object being rewritten.
+pub fn evaluate(request: AdmissionRequest, settings: &Settings, lookup: ImageLookup) -> Outcome {
     let AdmissionRequest {
         kind,
         operation,
@@ -81,7 +83,14 @@ pub fn evaluate(request: AdmissionRequest, settings: &Settings) -> Outcome {
             &namespace
         })
         .to_string();
-    match mutate(&mut object, pointer, &annotations, settings, &namespace) {
+    match mutate(
+        &mut object,
+        pointer,
+        &annotations,
+        settings,
+        &namespace,
+        lookup,
+    ) {
         Ok(true) => Outcome::Mutate {
             object,
             warnings: annotations.warnings,
@@ -102,6 +111,7 @@ fn mutate(
     annotations: &OrasAnnotations,
     settings: &Settings,
     namespace: &str,
+    lookup: ImageLookup,
 ) -> Result<bool, String> {
     let plan = Plan::new(annotations, settings, namespace)?;
     let template = object
@@ -120,7 +130,7 @@ fn mutate(
     if already_marked || has_share_volume(spec) {
         return Ok(false);
     }
-    inject(spec, &plan, &settings.agent_resources)?;
+    inject(spec, &plan, &settings.agent_resources, lookup)?;
     mark_injected(template, pointer)?;
     Ok(true)
 }

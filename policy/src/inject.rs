@@ -10,6 +10,7 @@ use oras_contract::pod::{
 use serde_json::{Map, Value, json};
 
 use crate::agent_containers::{init_container, share_mount, sidecar_container};
+use crate::image::{ImageLookup, application_argv, qualified_image};
 use crate::plan::Plan;
 use crate::settings::AgentResources;
 
@@ -20,11 +21,13 @@ pub fn has_share_volume(spec: &Map<String, Value>) -> bool {
         .is_some_and(|volumes| volumes.iter().any(|v| v["name"] == SHARE_VOLUME))
 }
 
-/// Mutates `spec` in place; on error nothing has been changed.
+/// Mutates `spec` in place; on error nothing has been changed. `lookup` is asked for the
+/// launcher's image only when the launcher has no `command`, after every other check.
 pub fn inject(
     spec: &mut Map<String, Value>,
     plan: &Plan,
     resources: &AgentResources,
+    lookup: ImageLookup,
 ) -> Result<(), String> {
     list_field(spec, "volumes", "spec")?;
     let names = container_names(spec, "containers")?;
@@ -48,6 +51,7 @@ pub fn inject(
         &spec["containers"][launcher_index],
         &names[launcher_index],
         plan,
+        lookup,
     )?;
 
     let launcher = &mut spec["containers"][launcher_index];
@@ -111,7 +115,12 @@ fn launcher_index(names: &[String], plan: &Plan) -> Result<usize, String> {
     }
 }
 
-fn launch_command(container: &Value, name: &str, plan: &Plan) -> Result<LaunchCommand, String> {
+fn launch_command(
+    container: &Value,
+    name: &str,
+    plan: &Plan,
+    lookup: ImageLookup,
+) -> Result<LaunchCommand, String> {
     let argv_of = |field: &str| -> Result<Vec<String>, String> {
         match container.get(field) {
             None | Some(Value::Null) => Ok(Vec::new()),
@@ -128,13 +137,8 @@ fn launch_command(container: &Value, name: &str, plan: &Plan) -> Result<LaunchCo
             )),
         }
     };
-    let mut command = argv_of("command")?;
-    if command.is_empty() {
-        return Err(format!(
-            "container {name:?} has no command: oras-operator wraps the command, and the image's entrypoint cannot be known at admission; set command (and args) on the container"
-        ));
-    }
-    command.extend(argv_of("args")?);
+    let command = argv_of("command")?;
+    let args = argv_of("args")?;
 
     if plan.input_path.as_deref() == Some("/") {
         return Err(format!(
@@ -164,6 +168,12 @@ fn launch_command(container: &Value, name: &str, plan: &Plan) -> Result<LaunchCo
             "container {name:?} already mounts something at {SHARE_MOUNT_PATH}, where oras-operator mounts its share"
         ));
     }
+    // Last, because it is the only check that may ask a registry.
+    let command = if command.is_empty() {
+        image_command(container, name, args, lookup)?
+    } else {
+        command.into_iter().chain(args).collect()
+    };
     Ok(LaunchCommand {
         share: SHARE_MOUNT_PATH.to_string(),
         input_path: plan.input_path.clone(),
@@ -174,6 +184,43 @@ fn launch_command(container: &Value, name: &str, plan: &Plan) -> Result<LaunchCo
         debug: plan.debug,
         command,
     })
+}
+
+/// The application argv of a launcher without `command`, from its image's
+/// ENTRYPOINT/CMD; refused when the image cannot be resolved or runs nothing.
+fn image_command(
+    container: &Value,
+    name: &str,
+    args: Vec<String>,
+    lookup: ImageLookup,
+) -> Result<Vec<String>, String> {
+    let image = match container.get("image") {
+        Some(Value::String(image)) => image,
+        None | Some(Value::Null) => {
+            return Err(format!(
+                "container {name:?} has neither command nor image: set command (and args) on the container"
+            ));
+        }
+        Some(other) => {
+            return Err(format!(
+                "container {name:?} has an image that is not a string: {other}"
+            ));
+        }
+    };
+    let qualified = qualified_image(image)
+        .map_err(|problem| format!("container {name:?} has image {image:?}, which {problem}"))?;
+    let entrypoint = lookup(&qualified).map_err(|answer| {
+        format!(
+            "container {name:?} has no command and the entrypoint of its image {qualified:?} cannot be resolved: {answer}; set command (and args) on the container, or let policy-server pull the image"
+        )
+    })?;
+    let argv = application_argv(&entrypoint, args);
+    if argv.is_empty() {
+        return Err(format!(
+            "container {name:?} has no command and its image {qualified:?} has neither ENTRYPOINT nor CMD: set command (and args) on the container"
+        ));
+    }
+    Ok(argv)
 }
 
 /// `object[field]` as a list; absent and `null` are `None`, anything else is refused.

@@ -7,6 +7,7 @@
 pub mod agent_containers;
 pub mod annotations;
 pub mod evaluate;
+pub mod image;
 pub mod inject;
 pub mod names;
 pub mod plan;
@@ -23,6 +24,7 @@ use kubewarden_policy_sdk::{accept_request, protocol_version_guest, reject_reque
 use serde::Deserialize;
 
 use crate::evaluate::{AdmissionRequest, Outcome, evaluate};
+use crate::image::{ImageEntrypoint, ImageLookup};
 use crate::settings::Settings;
 
 /// What policy-server sends to `validate`: the settings and the AdmissionReview's
@@ -41,8 +43,14 @@ pub extern "C" fn wapc_init() {
     guest::register_function("protocol_version", protocol_version_guest);
 }
 
-/// The `validate` waPC function.
+/// The `validate` waPC function: images are looked up through the host.
 pub fn validate(payload: &[u8]) -> CallResult {
+    validate_with(payload, &host_image_lookup)
+}
+
+/// `validate` with another image lookup (tests compare the native build with the wasm
+/// one this way).
+pub fn validate_with(payload: &[u8], lookup: ImageLookup) -> CallResult {
     let payload = match serde_json::from_slice::<ValidationPayload>(payload) {
         Ok(payload) => payload,
         Err(error) => return reject(format!("cannot read the admission request: {error}")),
@@ -50,7 +58,7 @@ pub fn validate(payload: &[u8]) -> CallResult {
     if let Err(message) = payload.settings.validate() {
         return reject(format!("invalid policy settings: {message}"));
     }
-    match evaluate(payload.request, &payload.settings) {
+    match evaluate(payload.request, &payload.settings, lookup) {
         Outcome::Accept => accept_request(),
         Outcome::Reject(message) => reject(message),
         Outcome::Mutate { object, warnings } => Ok(serde_json::to_vec(&ValidationResponse {
@@ -75,6 +83,33 @@ pub fn validate_settings(payload: &[u8]) -> CallResult {
         valid: verdict.is_ok(),
         message: verdict.err(),
     })?)
+}
+
+/// Kubewarden's OCI host capability (`kubewarden`/`oci`/`v1/oci_manifest_config`):
+/// policy-server or `kwctl run` fetch the manifest and config, choosing the platform of
+/// an image index themselves.
+#[cfg(target_arch = "wasm32")]
+fn host_image_lookup(image: &str) -> Result<ImageEntrypoint, String> {
+    use kubewarden_policy_sdk::Error;
+    use kubewarden_policy_sdk::host_capabilities::oci::get_manifest_and_config;
+    match get_manifest_and_config(image) {
+        Ok(answer) => Ok(image::entrypoint_of(&answer)),
+        // The host's own message, without the SDK's and waPC's prefixes.
+        Err(Error::HostCall { source, .. }) => {
+            let message = source.to_string();
+            Err(message
+                .strip_prefix("Host error: ")
+                .unwrap_or(&message)
+                .to_string())
+        }
+        Err(error) => Err(format!("the host's answer cannot be read: {error}")),
+    }
+}
+
+/// Outside a waPC host there is no registry to ask.
+#[cfg(not(target_arch = "wasm32"))]
+fn host_image_lookup(_image: &str) -> Result<ImageEntrypoint, String> {
+    Err("no Kubewarden host answers image lookups here (the policy runs natively)".into())
 }
 
 fn reject(message: String) -> CallResult {

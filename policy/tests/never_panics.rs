@@ -1,6 +1,7 @@
 //! Whatever the request and settings, the policy answers and never panics.
 
 use oras_policy::evaluate::{AdmissionRequest, evaluate};
+use oras_policy::image::ImageEntrypoint;
 use oras_policy::settings::Settings;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -83,14 +84,28 @@ fn kind() -> impl Strategy<Value = String> {
 fn plausible_pod() -> impl Strategy<Value = Value> {
     let annotations =
         prop::collection::btree_map(annotation_key(), "[a-z0-9/:_.@-]{0,10}|NA|/|true", 0..6);
-    let container = (
-        "[a-z]{1,4}",
-        prop::option::of(prop::collection::vec("[a-z ]{0,4}", 0..3)),
-    )
-        .prop_map(|(name, command)| json!({"name": name, "image": "i", "command": command}));
+    let argv = || prop::option::of(prop::collection::vec("[a-z $()]{0,4}", 0..3));
+    let image = prop_oneof![
+        Just(Value::Null),
+        Just(json!(42)),
+        "[a-zA-Z0-9/:@._\\[\\] -]{0,16}".prop_map(Value::String),
+        Just(json!("docker.io/library/python:3.12")),
+    ];
+    let container = ("[a-z]{1,4}", image, argv(), argv()).prop_map(|(name, image, command, args)| {
+        json!({"name": name, "image": image, "command": command, "args": args})
+    });
     (annotations, prop::collection::vec(container, 0..4)).prop_map(|(annotations, containers)| {
         json!({"metadata": {"annotations": annotations}, "spec": {"containers": containers}})
     })
+}
+
+/// Whatever a host could answer to an image lookup.
+fn lookup_answer() -> impl Strategy<Value = Result<ImageEntrypoint, String>> {
+    let list = || prop::collection::vec("[a-z $\"]{0,4}", 0..3);
+    prop::result::maybe_ok(
+        (list(), list()).prop_map(|(entrypoint, cmd)| ImageEntrypoint { entrypoint, cmd }),
+        "[ -~]{0,20}",
+    )
 }
 
 fn request(kind: String, operation: &str, object: Value) -> Option<AdmissionRequest> {
@@ -104,16 +119,16 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
     #[test]
-    fn arbitrary_objects_get_an_answer(kind in kind(), object in any_json(), op in prop_oneof![Just("CREATE"), Just("UPDATE"), Just("DELETE")]) {
+    fn arbitrary_objects_get_an_answer(kind in kind(), object in any_json(), op in prop_oneof![Just("CREATE"), Just("UPDATE"), Just("DELETE")], answer in lookup_answer()) {
         if let Some(request) = request(kind, op, object) {
-            let _ = evaluate(request, &Settings::default());
+            let _ = evaluate(request, &Settings::default(), &|_| answer.clone());
         }
     }
 
     #[test]
-    fn plausible_pods_get_an_answer(object in plausible_pod()) {
+    fn plausible_pods_get_an_answer(object in plausible_pod(), answer in lookup_answer()) {
         if let Some(request) = request("Pod".into(), "CREATE", object) {
-            let _ = evaluate(request, &Settings::default());
+            let _ = evaluate(request, &Settings::default(), &|_| answer.clone());
         }
     }
 

@@ -4,6 +4,8 @@
 //!   distribution registry) on 127.0.0.1 with a free port and a temporary storage
 //!   directory, killed on drop, that can be stopped and restarted on the same port and
 //!   storage.
+//! - [`images`]: container images (config with Entrypoint/Cmd, a gzip tar layer, image
+//!   manifest, image index over platforms) pushed into that registry.
 //! - [`oras_py`]: the ORAS Python SDK (`pip install oras`) in a venv made once under the
 //!   target directory.
 //! - [`tools`]: where `make tools` put the upstream tools (oras Go CLI, helm, etcd,
@@ -12,11 +14,13 @@
 //! - [`tls`]: a throw-away CA and serving certificates for test servers.
 
 pub mod control_plane;
+pub mod images;
 pub mod oras_py;
 pub mod registry;
 pub mod tls;
 pub mod tools;
 
 pub use control_plane::ControlPlane;
+pub use images::ContainerImage;
 pub use oras_py::OrasPy;
 pub use registry::{Registry, RegistryError};

@@ -48,7 +48,7 @@ pub enum RegistryError {
     },
 }
 
-fn io_error(action: impl Into<String>) -> impl FnOnce(io::Error) -> RegistryError {
+pub(crate) fn io_error(action: impl Into<String>) -> impl FnOnce(io::Error) -> RegistryError {
     let action = action.into();
     move |source| RegistryError::Io { action, source }
 }
@@ -322,18 +322,31 @@ impl Registry {
         tag: &str,
         manifest: &serde_json::Value,
     ) -> Result<()> {
-        let path = format!("/v2/{repository}/manifests/{tag}");
         let body = manifest.to_string().into_bytes();
-        let (status, _, answer) = self.request(
-            "PUT",
-            &path,
-            &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
-            &body,
-        )?;
+        self.put_manifest_bytes(repository, tag, crate::images::IMAGE_MANIFEST, &body)
+            .map(|_| ())
+    }
+
+    /// Stores a manifest of `media_type` as `repository:reference` (a tag or its own
+    /// digest); returns its digest.
+    pub fn put_manifest_bytes(
+        &self,
+        repository: &str,
+        reference: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> Result<String> {
+        use sha2::Digest;
+        let path = format!("/v2/{repository}/manifests/{reference}");
+        let (status, _, answer) =
+            self.request("PUT", &path, &[("Content-Type", media_type)], body)?;
         if status != 201 {
             return Err(unexpected("PUT", &path, status, &answer));
         }
-        Ok(())
+        Ok(format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(body))
+        ))
     }
 
     /// One HTTP request to the registry.

@@ -1,12 +1,17 @@
 //! `make bench-policy`: the cost of one `validate` call through the waPC host, for the
-//! original's hello-world Job and for a pod of 20 containers, and the size of the wasm.
+//! original's hello-world Job and for a pod of 20 containers, and the size of the wasm;
+//! then the added cost of one image lookup: the same Job without `command`, its image's
+//! entrypoint fetched through the host from a registry on 127.0.0.1.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use oras_e2e::fixtures::load_cases;
-use oras_e2e::policy_host::PolicyHost;
+use oras_e2e::oci_host::{ImageRegistry, Sources};
+use oras_e2e::policy_host::{CompiledPolicy, PolicyHost};
 use oras_e2e::workspace;
+use oras_testkit::{ContainerImage, Registry};
 use serde_json::{Value, json};
 
 const ROUNDS: usize = 2000;
@@ -15,13 +20,20 @@ fn main() -> Result<()> {
     let wasm = workspace::policy_wasm();
     let size = std::fs::metadata(&wasm)?.len();
     println!("policy.wasm: {size} bytes ({:.2} MB)", size as f64 / 1e6);
-    let host = PolicyHost::load(&wasm)?;
+    let registry = Registry::start()?;
+    registry.push_image(
+        "bench/echo",
+        "1",
+        &ContainerImage::new(&["echo"], &["blueberry"]),
+    )?;
+    let lookups = ImageRegistry::new(Sources::insecure(&[&registry.host()]))?;
+    let host = CompiledPolicy::load(&wasm)?.instantiate_with(Some(Arc::new(lookups)))?;
     let cases = load_cases(&workspace::requests_dir())?;
     let job = cases
         .iter()
         .find(|c| c.name == "breakfast-job-output-pipe")
         .context("the breakfast Job fixture is missing")?;
-    measure(
+    let with_command = measure(
         &host,
         "hello-world Job (breakfast)",
         &job.settings,
@@ -33,6 +45,29 @@ fn main() -> Result<()> {
         &json!({}),
         &twenty_container_pod(),
     )?;
+    let calls = host.host_calls();
+    let mut without_command = job.request().clone();
+    let launcher = &mut without_command["object"]["spec"]["template"]["spec"]["containers"][0];
+    launcher
+        .as_object_mut()
+        .context("the breakfast Job has no container")?
+        .remove("command");
+    launcher["image"] = json!(registry.reference("bench/echo:1"));
+    let looked_up = measure(
+        &host,
+        "the same Job without command (one image lookup, local registry)",
+        &job.settings,
+        &without_command,
+    )?;
+    anyhow::ensure!(
+        host.host_calls() - calls == ROUNDS + 1,
+        "every validate call without command makes one host call"
+    );
+    println!(
+        "one image lookup: +{:.1} µs per validate call (median), {:.1}x the Job with command",
+        micros(looked_up) - micros(with_command),
+        looked_up.as_secs_f64() / with_command.as_secs_f64()
+    );
     Ok(())
 }
 
@@ -53,7 +88,8 @@ fn twenty_container_pod() -> Value {
     })
 }
 
-fn measure(host: &PolicyHost, label: &str, settings: &Value, request: &Value) -> Result<()> {
+/// Times `validate` on `request`; returns the median.
+fn measure(host: &PolicyHost, label: &str, settings: &Value, request: &Value) -> Result<Duration> {
     let first = host.validate(settings, request)?;
     anyhow::ensure!(
         first["accepted"] == true && !first["mutated_object"].is_null(),
@@ -73,7 +109,7 @@ fn measure(host: &PolicyHost, label: &str, settings: &Value, request: &Value) ->
         micros(times[ROUNDS * 99 / 100]),
         micros(mean)
     );
-    Ok(())
+    Ok(times[ROUNDS / 2])
 }
 
 fn micros(d: Duration) -> f64 {
