@@ -16,32 +16,39 @@ use sha2::{Digest, Sha256};
 pub const USER_ENV: &str = "ORAS_USER";
 pub const PASSWORD_ENV: &str = "ORAS_PUSH_PASS";
 
-/// Content to push: its bytes, media type and descriptor annotations.
+/// Content to push: its bytes, media type and descriptor annotations; the digest is
+/// computed once.
 #[derive(Debug, Clone)]
 pub struct Blob {
     pub media_type: String,
-    pub data: Vec<u8>,
     pub annotations: Option<BTreeMap<String, String>>,
+    data: Vec<u8>,
+    digest: String,
 }
 
 impl Blob {
     pub fn new(media_type: &str, data: Vec<u8>) -> Self {
         Self {
             media_type: media_type.to_string(),
-            data,
             annotations: None,
+            digest: sha256_digest(&data),
+            data,
         }
     }
 
-    pub fn digest(&self) -> String {
-        sha256_digest(&self.data)
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    pub fn digest(&self) -> &str {
+        &self.digest
     }
 
     /// The descriptor a manifest lists it under.
     pub fn descriptor(&self) -> OciDescriptor {
         OciDescriptor {
             media_type: self.media_type.clone(),
-            digest: self.digest(),
+            digest: self.digest.clone(),
             size: self.data.len() as i64,
             annotations: self.annotations.clone(),
             ..OciDescriptor::default()
@@ -182,14 +189,14 @@ impl Repository {
         let error = || format!("cannot push blob {digest} to {}", self.name());
         if self
             .client
-            .blob_exists(&self.reference, &digest)
+            .blob_exists(&self.reference, digest)
             .await
             .with_context(error)?
         {
             return Ok(());
         }
         self.client
-            .push_blob(&self.reference, blob.data.clone(), &digest)
+            .push_blob(&self.reference, blob.data.clone(), digest)
             .await
             .with_context(error)?;
         Ok(())

@@ -345,7 +345,7 @@ fn a_plain_http_registry_without_plain_http_is_named_and_nothing_is_pushed() {
 fn bad_registries_and_binaries_are_named() {
     let amd64 = format!("linux/amd64={}", amd64_agent().display());
     for (registry, expected) in [
-        ("oras", "\"oras\" is not host[:port]/path"),
+        ("oras", "REGISTRY \"oras\" is not host[:port]/path"),
         ("127.0.0.1:5000/Team", "path component \"Team\""),
     ] {
         let output = ship(&[

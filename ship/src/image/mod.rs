@@ -181,8 +181,8 @@ pub fn index(kind: Kind, images: &[PlatformImage], info: &BuildInfo) -> Result<B
         .into_iter()
         .map(|image| ImageIndexEntry {
             media_type: OCI_IMAGE_MEDIA_TYPE.to_string(),
-            digest: image.manifest.digest(),
-            size: image.manifest.data.len() as i64,
+            digest: image.manifest.digest().to_string(),
+            size: image.manifest.data().len() as i64,
             platform: Some(image.platform.in_index()),
             annotations: None,
             artifact_type: None,

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use crate::build_info::BuildInfo;
 use crate::image::platform::Platform;
 use crate::image::{self, PlatformImage};
-use crate::registry::Repository;
+use crate::registry::{Repository, parse_repository};
 
 /// One binary to ship: its platform and file (named after the image).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +47,9 @@ pub async fn push_images(
     plain_http: bool,
     info: &BuildInfo,
 ) -> Result<Vec<String>> {
+    // Checked before the slow part: each image is REGISTRY/NAME.
+    parse_repository(&format!("{registry}/{}", image::KINDS[0].name))
+        .with_context(|| format!("REGISTRY {registry:?} is not host[:port]/path"))?;
     let mut by_kind: BTreeMap<&str, (image::Kind, Vec<PlatformImage>)> = BTreeMap::new();
     for binary in binaries {
         let name = binary.image_name()?;
@@ -74,17 +77,17 @@ pub async fn push_images(
         for image in images {
             repository.push_blob(&image.layer).await?;
             repository.push_blob(&image.config).await?;
-            let digest = image.manifest.digest();
+            let manifest = &image.manifest;
             repository
                 .push_manifest(
-                    &digest,
-                    &image.manifest.media_type,
-                    image.manifest.data.clone(),
+                    manifest.digest(),
+                    &manifest.media_type,
+                    manifest.data().to_vec(),
                 )
                 .await?;
         }
         let digest = repository
-            .push_manifest(&info.version, &index.media_type, index.data)
+            .push_manifest(&info.version, &index.media_type, index.data().to_vec())
             .await?;
         pushed.push(format!("{}@{digest}", repository.name()));
     }
