@@ -282,22 +282,12 @@ fn push_images_makes_an_index_over_both_platforms_whose_images_run_as_their_conf
 #[test]
 fn a_binary_for_another_platform_is_refused_and_nothing_is_pushed() {
     let registry = Registry::start().unwrap();
-    let mislabelled = format!("linux/arm64={}", amd64_agent().display());
-    let amd64 = format!("linux/amd64={}", amd64_agent().display());
-    let output = ship(&[
-        "push-images",
-        "--plain-http",
-        "--registry",
+    let agent = amd64_agent();
+    let output = push_images(
         &registry.reference(PATH),
-        "--revision",
-        REVISION,
-        "--source-date-epoch",
-        EPOCH,
-        "--binary",
-        &amd64,
-        "--binary",
-        &mislabelled,
-    ]);
+        true,
+        &[("linux/amd64", &agent), ("linux/arm64", &agent)],
+    );
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -314,18 +304,11 @@ fn a_binary_for_another_platform_is_refused_and_nothing_is_pushed() {
 #[test]
 fn a_plain_http_registry_without_plain_http_is_named_and_nothing_is_pushed() {
     let registry = Registry::start().unwrap();
-    let amd64 = format!("linux/amd64={}", amd64_agent().display());
-    let output = ship(&[
-        "push-images",
-        "--registry",
+    let output = push_images(
         &registry.reference(PATH),
-        "--revision",
-        REVISION,
-        "--source-date-epoch",
-        EPOCH,
-        "--binary",
-        &amd64,
-    ]);
+        false,
+        &[("linux/amd64", &amd64_agent())],
+    );
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -343,23 +326,11 @@ fn a_plain_http_registry_without_plain_http_is_named_and_nothing_is_pushed() {
 
 #[test]
 fn bad_registries_and_binaries_are_named() {
-    let amd64 = format!("linux/amd64={}", amd64_agent().display());
     for (registry, expected) in [
         ("oras", "REGISTRY \"oras\" is not host[:port]/path"),
         ("127.0.0.1:5000/Team", "path component \"Team\""),
     ] {
-        let output = ship(&[
-            "push-images",
-            "--plain-http",
-            "--registry",
-            registry,
-            "--revision",
-            REVISION,
-            "--source-date-epoch",
-            EPOCH,
-            "--binary",
-            &amd64,
-        ]);
+        let output = push_images(registry, true, &[("linux/amd64", &amd64_agent())]);
         assert!(!output.status.success());
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(expected), "{registry}: {stderr}");
@@ -367,18 +338,7 @@ fn bad_registries_and_binaries_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let stranger = dir.path().join("oras");
     std::fs::copy(amd64_agent(), &stranger).unwrap();
-    let output = ship(&[
-        "push-images",
-        "--plain-http",
-        "--registry",
-        "127.0.0.1:1/x",
-        "--revision",
-        REVISION,
-        "--source-date-epoch",
-        EPOCH,
-        "--binary",
-        &format!("linux/amd64={}", stranger.display()),
-    ]);
+    let output = push_images("127.0.0.1:1/x", true, &[("linux/amd64", &stranger)]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("no image is made of a binary called \"oras\": the images are oras-agent, oras-controller"),

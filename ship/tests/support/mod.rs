@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use oras_e2e::workspace;
@@ -63,24 +63,47 @@ pub fn arm64_agent() -> PathBuf {
     test_agent("aarch64-unknown-linux-musl")
 }
 
-/// `ship push-images` of the test agents for both platforms to `registry`/`path`.
-pub fn push_agent_images(registry: &Registry, path: &str) -> String {
-    let amd64 = format!("linux/amd64={}", amd64_agent().display());
-    let arm64 = format!("linux/arm64={}", arm64_agent().display());
-    ship_ok(&[
+/// `ship push-images` of `binaries` (`(PLATFORM, PATH)`) to `registry` with the tests'
+/// build inputs.
+pub fn push_images(registry: &str, plain_http: bool, binaries: &[(&str, &Path)]) -> Output {
+    let mut args: Vec<String> = [
         "push-images",
-        "--plain-http",
         "--registry",
-        &registry.reference(path),
+        registry,
         "--revision",
         REVISION,
-        "--source-date-epoch",
-        EPOCH,
-        "--binary",
-        &amd64,
-        "--binary",
-        &arm64,
-    ])
+    ]
+    .into_iter()
+    .chain(["--source-date-epoch", EPOCH])
+    .map(String::from)
+    .collect();
+    if plain_http {
+        args.push("--plain-http".into());
+    }
+    for (platform, path) in binaries {
+        args.push("--binary".into());
+        args.push(format!("{platform}={}", path.display()));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ship(&args)
+}
+
+/// `ship push-images` of the test agents for both platforms to `registry`/`path`.
+pub fn push_agent_images(registry: &Registry, path: &str) -> String {
+    let output = push_images(
+        &registry.reference(path),
+        true,
+        &[
+            ("linux/amd64", &amd64_agent()),
+            ("linux/arm64", &arm64_agent()),
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "push-images failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
 }
 
 /// `REPOSITORY@sha256:...` split, the repository relative to the registry host.
