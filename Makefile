@@ -7,9 +7,11 @@ TARGET_DIR ?= $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null
 POLICY_BUILD := $(TARGET_DIR)/$(WASM_TARGET)/policy/oras_policy.wasm
 KWCTL := $(shell command -v kwctl 2>/dev/null)
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+SHIP := $(CARGO) run -q -p oras-ship --
 POLICY_SOURCES := $(shell find policy/src contract/src -name '*.rs') policy/Cargo.toml contract/Cargo.toml Cargo.toml Cargo.lock
 
-.PHONY: all tools policy-demo images bench-agent bench-controller crd push-policy test fmt fmt-check lint unit-tests e2e-tests demo bench-policy agent-static clean
+.PHONY: all tools policy-demo images bench-agent bench-controller crd push-policy test fmt fmt-check lint unit-tests e2e-tests demo bench-policy agent-static clean \
+	require-registry ship-tools dist-binaries push-images release test-binaries lint-workflows
 
 all: annotated-policy.wasm
 
@@ -23,7 +25,7 @@ annotated-policy.wasm: policy.wasm metadata.yml README.md
 ifdef KWCTL
 	$(KWCTL) annotate -m metadata.yml -u README.md -o $@ policy.wasm
 else
-	$(CARGO) run -q -p oras-policy-tool -- annotate -m metadata.yml -u README.md -o $@ policy.wasm
+	$(SHIP) annotate -m metadata.yml -u README.md -o $@ policy.wasm
 endif
 
 ## Push the annotated policy: make push-policy REGISTRY=host[:port]/path [PLAIN_HTTP=1]
@@ -34,7 +36,7 @@ endif
 ifdef KWCTL
 	$(KWCTL) push annotated-policy.wasm $(REGISTRY):v$(VERSION)
 else
-	$(CARGO) run -q -p oras-policy-tool -- push $(if $(PLAIN_HTTP),--plain-http) annotated-policy.wasm $(REGISTRY):v$(VERSION)
+	$(SHIP) push-policy $(if $(PLAIN_HTTP),--plain-http) annotated-policy.wasm $(REGISTRY):v$(VERSION)
 endif
 
 ## The pinned upstream tools the tests run beside ours (oras Go CLI, helm, crane, a
@@ -43,9 +45,9 @@ endif
 tools:
 	@scripts/tools.sh
 
-## What CI runs: formatting, lints, and every test (host and wasm, and against the
-## upstream tools).
-test: tools fmt-check lint policy.wasm
+## What CI runs: formatting, lints (code and workflows), and every test (host and wasm,
+## the shipping tools, and against the upstream tools).
+test: tools fmt-check lint lint-workflows policy.wasm test-binaries
 	$(CARGO) test --workspace
 
 unit-tests:
@@ -101,6 +103,88 @@ images:
 	@docker info >/dev/null 2>&1 || { echo "no container engine answers (docker info fails): images need one" >&2; exit 1; }
 	docker build -f agent/Dockerfile -t $(IMAGE_PREFIX)/oras-agent:$(VERSION) .
 	docker build -f controller/Dockerfile -t $(IMAGE_PREFIX)/oras-controller:$(VERSION) .
+
+## Shipping without a container engine. The static binaries are built for both
+## platforms with cargo-zigbuild and zig from PyPI (pinned in scripts/ship-tools.txt,
+## installed into a venv under the target directory): the same C compiler on every
+## machine, so the same commit gives the same binaries and image digests.
+DIST_TARGETS := x86_64-unknown-linux-musl aarch64-unknown-linux-musl
+DIST_BINARIES := oras-agent oras-controller
+DIST_PROFILE ?= dist
+platform_of = $(if $(findstring aarch64,$(1)),linux/arm64,linux/amd64)
+SHIP_VENV := $(TARGET_DIR)/ship-tools-venv
+SHIP_TOOLS := scripts/ship-tools.txt
+REVISION := $(shell git rev-parse HEAD 2>/dev/null)$(if $(shell git status --porcelain 2>/dev/null),-dirty)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
+export SOURCE_DATE_EPOCH
+# Where the checkout and Cargo's sources are is not part of what we ship.
+CARGO_HOME_DIR := $(or $(CARGO_HOME),$(HOME)/.cargo)
+DIST_RUSTFLAGS := --remap-path-prefix=$(CURDIR)=/oras-operator-rs --remap-path-prefix=$(CARGO_HOME_DIR)=/cargo
+RELEASE_DIR := $(TARGET_DIR)/release
+POLICY_REPOSITORY ?= $(REGISTRY)/policies/oras-operator
+CHART_REPOSITORY ?= $(REGISTRY)/charts
+
+require-registry:
+	@test -n "$(REGISTRY)" || { echo 'set REGISTRY=host[:port]/path (add PLAIN_HTTP=1 for a plain-HTTP registry), for example REGISTRY=ghcr.io/me/oras-operator' >&2; exit 1; }
+
+## cargo-zigbuild, zig, zizmor in a venv (not system-wide), remade when the pins change.
+ship-tools: $(SHIP_VENV)/ready
+$(SHIP_VENV)/ready: $(SHIP_TOOLS)
+	python3 -m venv $(SHIP_VENV)
+	$(SHIP_VENV)/bin/pip install -q -r $(SHIP_TOOLS)
+	touch $@
+
+## oras-agent and oras-controller, static, for both platforms ($(DIST_PROFILE) profile).
+dist-binaries: ship-tools
+	@for target in $(DIST_TARGETS); do \
+	  rustup target list --installed 2>/dev/null | grep -qx $$target || { echo "the Rust target $$target is missing: rustup target add $$target" >&2; exit 1; }; \
+	  PATH="$(SHIP_VENV)/bin:$$PATH" RUSTFLAGS="$(DIST_RUSTFLAGS)" $(CARGO) zigbuild --locked --profile $(DIST_PROFILE) --target $$target \
+	    -p oras-agent -p oras-controller --bin oras-agent --bin oras-controller || exit 1; \
+	done
+
+## Push both images, each an index over linux/amd64 and linux/arm64 tagged with the
+## version: make push-images REGISTRY=host[:port]/path [PLAIN_HTTP=1]. Prints REF@sha256:...
+push-images: require-registry dist-binaries
+	@$(SHIP) push-images --registry "$(REGISTRY)" $(if $(PLAIN_HTTP),--plain-http) --revision "$(REVISION)" \
+	  $(foreach t,$(DIST_TARGETS),$(foreach b,$(DIST_BINARIES),--binary $(call platform_of,$(t))=$(TARGET_DIR)/$(t)/$(DIST_PROFILE)/$(b)))
+
+## What the release test pushes (make test): both binaries for both platforms, built by
+## the release's own recipe without optimisation ([profile.ship-test]), which takes a
+## fraction of the release build's time.
+test-binaries:
+	@$(MAKE) --no-print-directory dist-binaries DIST_PROFILE=ship-test
+
+## actionlint with shellcheck (actionlint from the Go module proxy: its PyPI wrapper downloads the binary from
+## GitHub at install time) and zizmor (PyPI) over the GitHub workflows.
+ACTIONLINT_VERSION := v1.7.12
+GO_TOOLS := $(TARGET_DIR)/go-tools
+ACTIONLINT := $(GO_TOOLS)/actionlint-$(ACTIONLINT_VERSION)
+WORKFLOWS ?= .github/workflows
+$(ACTIONLINT):
+	@command -v go >/dev/null 2>&1 || { echo "actionlint is built with Go (1.24 or later), which is not installed" >&2; exit 1; }
+	GOBIN=$(GO_TOOLS) go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+	mv $(GO_TOOLS)/actionlint $@
+lint-workflows: ship-tools $(ACTIONLINT)
+	@command -v shellcheck >/dev/null 2>&1 || { echo "shellcheck is missing (Debian: apt-get install shellcheck): actionlint checks the workflows' scripts with it" >&2; exit 1; }
+	@status=0; \
+	$(ACTIONLINT) $(WORKFLOWS)/*.yml || status=1; \
+	$(SHIP_VENV)/bin/zizmor --quiet --offline --no-progress --persona=pedantic $(WORKFLOWS)/*.yml || status=1; \
+	exit $$status
+
+## The images, the policy with its default agent image pinned to the agent just pushed,
+## and the Helm chart with its controller image pinned likewise:
+## make release REGISTRY=host[:port]/path [PLAIN_HTTP=1]
+release: require-registry
+	@mkdir -p $(RELEASE_DIR)
+	@$(MAKE) --no-print-directory -s push-images > $(RELEASE_DIR)/images.txt
+	@agent=$$(grep '/oras-agent@' $(RELEASE_DIR)/images.txt) && \
+	controller=$$(grep '/oras-controller@' $(RELEASE_DIR)/images.txt) && \
+	ORAS_POLICY_DEFAULT_AGENT_IMAGE=$$agent $(CARGO) build -q --locked -p oras-policy --target $(WASM_TARGET) --profile policy && \
+	cp $(POLICY_BUILD) $(RELEASE_DIR)/policy.wasm && \
+	$(SHIP) annotate -m metadata.yml -u README.md -o $(RELEASE_DIR)/annotated-policy.wasm $(RELEASE_DIR)/policy.wasm && \
+	policy=$$($(SHIP) push-policy $(if $(PLAIN_HTTP),--plain-http) $(RELEASE_DIR)/annotated-policy.wasm $(POLICY_REPOSITORY):v$(VERSION)) && \
+	chart=$$($(SHIP) push-chart $(if $(PLAIN_HTTP),--plain-http) --revision "$(REVISION)" --controller-image $$controller charts/oras-operator $(CHART_REPOSITORY)) && \
+	printf 'agent image       %s\ncontroller image  %s\npolicy            %s\nchart             %s\n' "$$agent" "$$controller" "$$policy" "$$chart"
 
 ## The agent as one static binary.
 agent-static:

@@ -9,11 +9,16 @@ use crate::names::{check_dns_label, check_dns_subdomain, check_image};
 use crate::quantity::check_quantity;
 use crate::reference::check_registry_host;
 
-/// Image of the agent containers unless the `oras-container` annotation names another.
-pub const DEFAULT_AGENT_IMAGE: &str = concat!(
-    "ghcr.io/converged-computing/oras-operator-rs/oras-agent:",
-    env!("CARGO_PKG_VERSION")
-);
+/// Image of the agent containers unless the `oras-container` annotation names another:
+/// `ORAS_POLICY_DEFAULT_AGENT_IMAGE` when the policy is built (`make release` pins the
+/// agent digest it pushed), else the project's agent image of this version.
+pub const DEFAULT_AGENT_IMAGE: &str = match option_env!("ORAS_POLICY_DEFAULT_AGENT_IMAGE") {
+    Some(image) => image,
+    None => concat!(
+        "ghcr.io/converged-computing/oras-operator-rs/oras-agent:",
+        env!("CARGO_PKG_VERSION")
+    ),
+};
 pub const DEFAULT_CACHE: &str = "oras";
 pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
 const RESOURCE_NAMES: &[&str] = &["cpu", "memory", "ephemeral-storage"];

@@ -1,4 +1,4 @@
-//! `policy-tool push` uploads the annotated policy the way Kubewarden ships policies, to
+//! `ship push-policy` uploads the annotated policy the way Kubewarden ships policies, to
 //! a real registry, and refuses what is not ready to ship.
 
 use std::path::Path;
@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 const REPOSITORY: &str = "policies/oras-operator";
 
 fn policy_tool(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_policy-tool"))
+    Command::new(env!("CARGO_BIN_EXE_ship"))
         .current_dir(workspace::root())
         .args(args)
         .env_remove("ORAS_USER")
@@ -58,7 +58,7 @@ fn push_uploads_the_kubewarden_artifact_and_prints_its_digest() {
     let registry = Registry::start().unwrap();
     let reference = registry.reference(&format!("{REPOSITORY}:v{}", env!("CARGO_PKG_VERSION")));
     let output = policy_tool(&[
-        "push",
+        "push-policy",
         "--plain-http",
         annotated.to_str().unwrap(),
         &reference,
@@ -152,7 +152,12 @@ fn push_refuses_a_wasm_without_metadata_and_pushes_nothing() {
     let registry = Registry::start().unwrap();
     let reference = registry.reference(&format!("{REPOSITORY}:v0"));
     let wasm = workspace::policy_wasm();
-    let output = policy_tool(&["push", "--plain-http", wasm.to_str().unwrap(), &reference]);
+    let output = policy_tool(&[
+        "push-policy",
+        "--plain-http",
+        wasm.to_str().unwrap(),
+        &reference,
+    ]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("refusing to push"), "{stderr}");

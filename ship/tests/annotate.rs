@@ -1,4 +1,4 @@
-//! The policy tool's `annotate` writes the metadata section Kubewarden reads, and the
+//! `ship annotate` writes the metadata section Kubewarden reads, and the
 //! annotated module still evaluates.
 
 use std::process::Command;
@@ -12,7 +12,7 @@ fn annotate_embeds_metadata_and_usage_and_keeps_the_policy_working() {
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("annotated.wasm");
     let root = workspace::root();
-    let status = Command::new(env!("CARGO_BIN_EXE_policy-tool"))
+    let status = Command::new(env!("CARGO_BIN_EXE_ship"))
         .current_dir(&root)
         .args(["annotate", "-m", "metadata.yml", "-u", "README.md", "-o"])
         .arg(&output)
@@ -22,7 +22,7 @@ fn annotate_embeds_metadata_and_usage_and_keeps_the_policy_working() {
     assert!(status.success());
     let module = std::fs::read(&output).unwrap();
     let section =
-        oras_policy_tool::wasm_sections::read_custom(&module, oras_policy_tool::METADATA_SECTION)
+        oras_ship::policy::wasm_sections::read_custom(&module, oras_ship::policy::METADATA_SECTION)
             .unwrap()
             .expect("the metadata section is there");
     let text = std::str::from_utf8(&section).unwrap();
@@ -60,7 +60,7 @@ fn annotate_agrees_with_kwctl_where_kwctl_is_installed() {
     let root = workspace::root();
     let ours = dir.path().join("ours.wasm");
     let theirs = dir.path().join("kwctl.wasm");
-    let status = Command::new(env!("CARGO_BIN_EXE_policy-tool"))
+    let status = Command::new(env!("CARGO_BIN_EXE_ship"))
         .current_dir(&root)
         .args(["annotate", "-m", "metadata.yml", "-u", "README.md", "-o"])
         .arg(&ours)
@@ -78,9 +78,9 @@ fn annotate_agrees_with_kwctl_where_kwctl_is_installed() {
     assert!(status.success());
     let section = |path: &std::path::Path| -> Value {
         let module = std::fs::read(path).unwrap();
-        let bytes = oras_policy_tool::wasm_sections::read_custom(
+        let bytes = oras_ship::policy::wasm_sections::read_custom(
             &module,
-            oras_policy_tool::METADATA_SECTION,
+            oras_ship::policy::METADATA_SECTION,
         )
         .unwrap()
         .unwrap();

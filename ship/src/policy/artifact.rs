@@ -8,14 +8,13 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::METADATA_SECTION;
-use crate::wasm_sections::read_custom;
+use crate::build_info::SOURCE;
+use crate::policy::METADATA_SECTION;
+use crate::policy::wasm_sections::read_custom;
 
 pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v1+json";
 pub const LAYER_MEDIA_TYPE: &str = "application/vnd.wasm.content.layer.v1+wasm";
 pub const CONFIG_CONTENT: &[u8] = b"{}";
-pub const SOURCE_ANNOTATION: &str = "org.opencontainers.image.source";
-pub const TITLE_ANNOTATION: &str = "org.opencontainers.image.title";
 pub const LAYER_TITLE: &str = "policy.wasm";
 
 /// Annotations every pushed policy must carry in its metadata.
@@ -74,14 +73,14 @@ pub fn manifest_annotations(metadata: &Value, source: &str) -> BTreeMap<String, 
         .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_string())))
         .filter(|(_, value)| !value.contains('\n'))
         .collect();
-    annotations.insert(SOURCE_ANNOTATION.to_string(), source.to_string());
+    annotations.insert(SOURCE.to_string(), source.to_string());
     annotations
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wasm_sections::replace_custom;
+    use crate::policy::wasm_sections::replace_custom;
     use serde_json::json;
 
     fn annotated(metadata: &Value) -> Vec<u8> {
@@ -152,7 +151,7 @@ mod tests {
     #[test]
     fn manifest_annotations_skip_multi_line_values_and_add_the_source() {
         let annotations = manifest_annotations(&complete("1"), "https://src");
-        assert_eq!(annotations[SOURCE_ANNOTATION], "https://src");
+        assert_eq!(annotations[SOURCE], "https://src");
         assert_eq!(annotations[VERSION_ANNOTATION], "1");
         assert!(!annotations.contains_key("io.kubewarden.policy.usage"));
     }
