@@ -6,7 +6,7 @@
 mod support;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use support::registry::TestRegistry;
@@ -26,24 +26,26 @@ response = client.push(target=sys.argv[2], files=sys.argv[3:])
 response.raise_for_status()
 "#;
 
+/// What the interop tests push, relative to [`sources`]: a tree of the tricky cases, a
+/// file and an empty file.
+const SOURCES: [&str; 3] = ["result.txt", "empty.txt", "tree"];
+
+fn sources(work: &Path) -> PathBuf {
+    let src = work.join("src");
+    tricky_tree(&src.join("tree"));
+    write(&src.join("result.txt"), b"42\n");
+    write(&src.join("empty.txt"), b"");
+    src
+}
+
 #[test]
 fn what_the_agent_pushes_oras_py_pulls_identical() {
     let registry = TestRegistry::start();
     let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
-    tricky_tree(&src.join("tree"));
-    write(&src.join("result.txt"), b"42\n");
-    write(&src.join("empty.txt"), b"");
+    let src = sources(work.path());
     let reference = registry.reference("interop/from-agent:v1");
     agent_ok(
-        &[
-            "push",
-            "--plain-http",
-            &reference,
-            "result.txt",
-            "empty.txt",
-            "tree",
-        ],
+        &[&["push", "--plain-http", &reference][..], &SOURCES].concat(),
         &src,
     );
     let out = work.path().join("out");
@@ -123,20 +125,10 @@ fn oras_cli_ok(args: &[&str], cwd: &Path) -> String {
 fn what_the_agent_pushes_the_oras_cli_pulls_identical() {
     let registry = TestRegistry::start();
     let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
-    tricky_tree(&src.join("tree"));
-    write(&src.join("result.txt"), b"42\n");
-    write(&src.join("empty.txt"), b"");
+    let src = sources(work.path());
     let reference = registry.reference("interop/agent-to-cli:v1");
     agent_ok(
-        &[
-            "push",
-            "--plain-http",
-            &reference,
-            "result.txt",
-            "empty.txt",
-            "tree",
-        ],
+        &[&["push", "--plain-http", &reference][..], &SOURCES].concat(),
         &src,
     );
     let out = work.path().join("out");
@@ -149,20 +141,10 @@ fn what_the_agent_pushes_the_oras_cli_pulls_identical() {
 fn what_the_oras_cli_pushes_the_agent_pulls_identical() {
     let registry = TestRegistry::start();
     let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
-    tricky_tree(&src.join("tree"));
-    write(&src.join("result.txt"), b"42\n");
-    write(&src.join("empty.txt"), b"");
+    let src = sources(work.path());
     let reference = registry.reference("interop/cli-to-agent:v1");
     oras_cli_ok(
-        &[
-            "push",
-            "--plain-http",
-            &reference,
-            "result.txt",
-            "empty.txt",
-            "tree",
-        ],
+        &[&["push", "--plain-http", &reference][..], &SOURCES].concat(),
         &src,
     );
     // The Go CLI marks a directory with the unpack annotation and the digest of its tar.
