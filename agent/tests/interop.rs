@@ -6,7 +6,7 @@
 mod support;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use support::registry::TestRegistry;
@@ -26,34 +26,63 @@ response = client.push(target=sys.argv[2], files=sys.argv[3:])
 response.raise_for_status()
 "#;
 
-#[test]
-fn what_the_agent_pushes_oras_py_pulls_identical() {
-    let registry = TestRegistry::start();
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
+/// What the interop tests push, relative to [`sources`]: a tree of the tricky cases, a
+/// file and an empty file.
+const SOURCES: [&str; 3] = ["result.txt", "empty.txt", "tree"];
+
+fn sources(work: &Path) -> PathBuf {
+    let src = work.join("src");
     tricky_tree(&src.join("tree"));
     write(&src.join("result.txt"), b"42\n");
     write(&src.join("empty.txt"), b"");
-    let reference = registry.reference("interop/from-agent:v1");
-    agent_ok(
-        &[
-            "push",
-            "--plain-http",
-            &reference,
-            "result.txt",
-            "empty.txt",
-            "tree",
-        ],
-        &src,
-    );
-    let out = work.path().join("out");
-    fs::create_dir_all(&out).unwrap();
+    src
+}
+
+/// [`SOURCES`] pushed by the agent to `name` in a fresh registry, and an empty `out`
+/// folder for another client to pull them into.
+struct PushedByAgent {
+    registry: TestRegistry,
+    reference: String,
+    work: tempfile::TempDir,
+    src: PathBuf,
+    out: PathBuf,
+}
+
+impl PushedByAgent {
+    fn new(name: &str) -> Self {
+        let registry = TestRegistry::start();
+        let work = tempfile::tempdir().unwrap();
+        let src = sources(work.path());
+        let reference = registry.reference(name);
+        agent_ok(
+            &[&["push", "--plain-http", &reference][..], &SOURCES].concat(),
+            &src,
+        );
+        let out = work.path().join("out");
+        fs::create_dir_all(&out).unwrap();
+        Self {
+            registry,
+            reference,
+            work,
+            src,
+            out,
+        }
+    }
+}
+
+#[test]
+fn what_the_agent_pushes_oras_py_pulls_identical() {
+    let pushed = PushedByAgent::new("interop/from-agent:v1");
     python_ok(
         PY_PULL,
-        &[&registry.host(), &reference, out.to_str().unwrap()],
-        work.path(),
+        &[
+            &pushed.registry.host(),
+            &pushed.reference,
+            pushed.out.to_str().unwrap(),
+        ],
+        pushed.work.path(),
     );
-    assert_eq!(snapshot(&out), snapshot(&src));
+    assert_eq!(snapshot(&pushed.out), snapshot(&pushed.src));
 }
 
 #[test]
@@ -121,48 +150,19 @@ fn oras_cli_ok(args: &[&str], cwd: &Path) -> String {
 
 #[test]
 fn what_the_agent_pushes_the_oras_cli_pulls_identical() {
-    let registry = TestRegistry::start();
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
-    tricky_tree(&src.join("tree"));
-    write(&src.join("result.txt"), b"42\n");
-    write(&src.join("empty.txt"), b"");
-    let reference = registry.reference("interop/agent-to-cli:v1");
-    agent_ok(
-        &[
-            "push",
-            "--plain-http",
-            &reference,
-            "result.txt",
-            "empty.txt",
-            "tree",
-        ],
-        &src,
-    );
-    let out = work.path().join("out");
-    fs::create_dir_all(&out).unwrap();
-    oras_cli_ok(&["pull", "--plain-http", &reference], &out);
-    assert_eq!(snapshot(&out), snapshot(&src));
+    let pushed = PushedByAgent::new("interop/agent-to-cli:v1");
+    oras_cli_ok(&["pull", "--plain-http", &pushed.reference], &pushed.out);
+    assert_eq!(snapshot(&pushed.out), snapshot(&pushed.src));
 }
 
 #[test]
 fn what_the_oras_cli_pushes_the_agent_pulls_identical() {
     let registry = TestRegistry::start();
     let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
-    tricky_tree(&src.join("tree"));
-    write(&src.join("result.txt"), b"42\n");
-    write(&src.join("empty.txt"), b"");
+    let src = sources(work.path());
     let reference = registry.reference("interop/cli-to-agent:v1");
     oras_cli_ok(
-        &[
-            "push",
-            "--plain-http",
-            &reference,
-            "result.txt",
-            "empty.txt",
-            "tree",
-        ],
+        &[&["push", "--plain-http", &reference][..], &SOURCES].concat(),
         &src,
     );
     // The Go CLI marks a directory with the unpack annotation and the digest of its tar.
