@@ -42,13 +42,20 @@ endif
 ## The pinned upstream tools the tests run beside ours (oras Go CLI, helm, crane, a
 ## registry, etcd, CoreDNS, Kubernetes' binaries), built from their Go modules into a
 ## cache outside the repository (ORAS_TOOLS_DIR, default ~/.cache/oras-operator-rs/tools).
+TOOLS_DIR := $(or $(ORAS_TOOLS_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/oras-operator-rs/tools)
 tools:
 	@scripts/tools.sh
 
 ## What CI runs: formatting, lints (code and workflows), and every test (host and wasm,
-## the shipping tools, and against the upstream tools).
-test: tools fmt-check lint lint-workflows policy.wasm test-binaries
-	$(CARGO) test --workspace
+## the shipping tools, and against the upstream tools). Clippy lints the workspace during
+## the tests' own build (clippy-driver as its compiler wrapper, every target, warnings
+## denied, as `make lint`), which spares a second pass over every dependency.
+CLIPPY_DRIVER := $(shell rustup which clippy-driver 2>/dev/null || command -v clippy-driver)
+LINTED_CARGO := RUSTC_WORKSPACE_WRAPPER=$(CLIPPY_DRIVER) CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__ $(CARGO)
+test: tools fmt-check lint-workflows policy.wasm test-binaries
+	@test -x "$(CLIPPY_DRIVER)" || { echo "clippy-driver is missing: rustup component add clippy" >&2; exit 1; }
+	$(LINTED_CARGO) test --workspace --all-targets --no-run
+	$(LINTED_CARGO) test --workspace
 
 unit-tests:
 	$(CARGO) test --workspace --exclude oras-e2e
@@ -106,14 +113,16 @@ images:
 
 ## Shipping without a container engine. The static binaries are built for both
 ## platforms with cargo-zigbuild and zig from PyPI (pinned in scripts/ship-tools.txt,
-## installed into a venv under the target directory): the same C compiler on every
-## machine, so the same commit gives the same binaries and image digests.
+## installed into a venv in the tools cache, named after the pins): the same C compiler
+## on every machine, so the same commit gives the same binaries and image digests.
 DIST_TARGETS := x86_64-unknown-linux-musl aarch64-unknown-linux-musl
 DIST_BINARIES := oras-agent oras-controller
 DIST_PROFILE ?= dist
+# Cargo puts the dev profile's output under debug/.
+DIST_PROFILE_DIR = $(if $(filter dev,$(DIST_PROFILE)),debug,$(DIST_PROFILE))
 platform_of = $(if $(findstring aarch64,$(1)),linux/arm64,linux/amd64)
-SHIP_VENV := $(TARGET_DIR)/ship-tools-venv
 SHIP_TOOLS := scripts/ship-tools.txt
+SHIP_VENV := $(TOOLS_DIR)/ship-tools-$(shell sha256sum $(SHIP_TOOLS) | cut -c1-12)
 REVISION := $(shell git rev-parse HEAD 2>/dev/null)$(if $(shell git status --porcelain 2>/dev/null),-dirty)
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
 export SOURCE_DATE_EPOCH
@@ -127,47 +136,44 @@ CHART_REPOSITORY ?= $(REGISTRY)/charts
 require-registry:
 	@test -n "$(REGISTRY)" || { echo 'set REGISTRY=host[:port]/path (add PLAIN_HTTP=1 for a plain-HTTP registry), for example REGISTRY=ghcr.io/me/oras-operator' >&2; exit 1; }
 
-## cargo-zigbuild, zig, zizmor in a venv (not system-wide), remade when the pins change.
+## cargo-zigbuild, zig, zizmor in a venv (not system-wide), a new one when the pins change.
 ship-tools: $(SHIP_VENV)/ready
-$(SHIP_VENV)/ready: $(SHIP_TOOLS)
+$(SHIP_VENV)/ready:
 	python3 -m venv $(SHIP_VENV)
 	$(SHIP_VENV)/bin/pip install -q -r $(SHIP_TOOLS)
 	touch $@
 
-## oras-agent and oras-controller, static, for both platforms ($(DIST_PROFILE) profile).
+## The $(DIST_BINARIES), static, for the $(DIST_TARGETS) ($(DIST_PROFILE) profile).
 dist-binaries: ship-tools
 	@for target in $(DIST_TARGETS); do \
 	  rustup target list --installed 2>/dev/null | grep -qx $$target || { echo "the Rust target $$target is missing: rustup target add $$target" >&2; exit 1; }; \
 	  PATH="$(SHIP_VENV)/bin:$$PATH" RUSTFLAGS="$(DIST_RUSTFLAGS)" $(CARGO) zigbuild --locked --profile $(DIST_PROFILE) --target $$target \
-	    -p oras-agent -p oras-controller --bin oras-agent --bin oras-controller || exit 1; \
+	    $(foreach b,$(DIST_BINARIES),-p $(b) --bin $(b)) || exit 1; \
 	done
 
 ## Push both images, each an index over linux/amd64 and linux/arm64 tagged with the
 ## version: make push-images REGISTRY=host[:port]/path [PLAIN_HTTP=1]. Prints REF@sha256:...
 push-images: require-registry dist-binaries
 	@$(SHIP) push-images --registry "$(REGISTRY)" $(if $(PLAIN_HTTP),--plain-http) --revision "$(REVISION)" \
-	  $(foreach t,$(DIST_TARGETS),$(foreach b,$(DIST_BINARIES),--binary $(call platform_of,$(t))=$(TARGET_DIR)/$(t)/$(DIST_PROFILE)/$(b)))
+	  $(foreach t,$(DIST_TARGETS),$(foreach b,$(DIST_BINARIES),--binary $(call platform_of,$(t))=$(TARGET_DIR)/$(t)/$(DIST_PROFILE_DIR)/$(b)))
 
-## What the release test pushes (make test): both binaries for both platforms, built by
-## the release's own recipe without optimisation ([profile.ship-test]), which takes a
-## fraction of the release build's time.
+## What the image and release tests push (make test), built by the release's own recipe
+## in the dev profile: without optimisation, and sharing build scripts and proc-macros
+## with the tests' build. The agent for both platforms (the two-platform index), the
+## controller for one (the release test's chart pin).
+TEST_DIST := DIST_PROFILE=dev
 test-binaries:
-	@$(MAKE) --no-print-directory dist-binaries DIST_PROFILE=ship-test
+	@$(MAKE) --no-print-directory dist-binaries $(TEST_DIST) DIST_TARGETS=x86_64-unknown-linux-musl
+	@$(MAKE) --no-print-directory dist-binaries $(TEST_DIST) DIST_TARGETS=aarch64-unknown-linux-musl DIST_BINARIES=oras-agent
 
-## actionlint with shellcheck (actionlint from the Go module proxy: its PyPI wrapper downloads the binary from
-## GitHub at install time) and zizmor (PyPI) over the GitHub workflows.
-ACTIONLINT_VERSION := v1.7.12
-GO_TOOLS := $(TARGET_DIR)/go-tools
-ACTIONLINT := $(GO_TOOLS)/actionlint-$(ACTIONLINT_VERSION)
+## actionlint (built by make tools) with shellcheck, and zizmor (PyPI), over the GitHub
+## workflows.
 WORKFLOWS ?= .github/workflows
-$(ACTIONLINT):
-	@command -v go >/dev/null 2>&1 || { echo "actionlint is built with Go (1.24 or later), which is not installed" >&2; exit 1; }
-	GOBIN=$(GO_TOOLS) go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
-	mv $(GO_TOOLS)/actionlint $@
-lint-workflows: ship-tools $(ACTIONLINT)
+lint-workflows: ship-tools
+	@test -x $(TOOLS_DIR)/bin/actionlint || { echo "actionlint is missing from $(TOOLS_DIR)/bin: run make tools" >&2; exit 1; }
 	@command -v shellcheck >/dev/null 2>&1 || { echo "shellcheck is missing (Debian: apt-get install shellcheck): actionlint checks the workflows' scripts with it" >&2; exit 1; }
 	@status=0; \
-	$(ACTIONLINT) $(WORKFLOWS)/*.yml || status=1; \
+	$(TOOLS_DIR)/bin/actionlint $(WORKFLOWS)/*.yml || status=1; \
 	$(SHIP_VENV)/bin/zizmor --quiet --offline --no-progress --persona=pedantic $(WORKFLOWS)/*.yml || status=1; \
 	exit $$status
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make tools: builds the pinned upstream tools that the real-part tests run (the oras Go
-# CLI, helm, crane, a registry, etcd, CoreDNS and Kubernetes' own binaries) from their Go
+# CLI, helm, crane, a registry, etcd, CoreDNS, Kubernetes' own binaries, and actionlint
+# for the GitHub workflows) from their Go
 # modules into a cache outside the repository, one folder per tool and version, and links
 # the current ones into its bin/. A tool whose folder exists is not built again.
 set -euo pipefail
@@ -53,6 +54,8 @@ build helm-v3.22.0 helm -- go_install helm.sh/helm/v3/cmd/helm@v3.22.0
 build crane-v0.22.1 crane -- go_install github.com/google/go-containerregistry/cmd/crane@v0.22.1
 build registry-v3.1.2 registry -- go_install github.com/distribution/distribution/v3/cmd/registry@v3.1.2
 build coredns-v1.15.0 coredns -- go_install github.com/coredns/coredns@v1.15.0
+# From the Go proxy: actionlint's PyPI wrapper downloads its binary from GitHub.
+build actionlint-v1.7.12 actionlint -- go_install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 build "etcd-$etcd_version" etcd -- etcd
 build "kubernetes-$kubernetes_version" kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl -- kubernetes
 echo "tools in $bin"

@@ -1,7 +1,8 @@
 //! End-to-end checks of oras-operator without a cluster.
 //!
 //! - [`policy_host`]: the compiled `policy.wasm` run through the waPC host stack that
-//!   Kubewarden's policy-server uses.
+//!   Kubewarden's policy-server uses; [`compile_cache`] keeps its compiled form between
+//!   processes.
 //! - [`oci_host`]: Kubewarden's OCI host capability (an image's manifest and config
 //!   from its registry), as policy-server answers the policy's image lookups.
 //! - [`fixtures`]: the admission requests under `examples/requests/` and their expected
@@ -16,6 +17,7 @@
 //!   pointed at it, the runner, as the workflow tests and `make demo` use them.
 
 pub mod admission;
+pub mod compile_cache;
 pub mod fixtures;
 pub mod isolation;
 pub mod local;

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use wapc::WapcHost;
 use wasmtime_provider::WasmtimeEngineProviderBuilder;
 
+use crate::compile_cache;
 use crate::oci_host::ImageRegistry;
 
 /// The policy compiled once, shareable between threads; each [`PolicyHost`] made from
@@ -35,7 +36,7 @@ impl CompiledPolicy {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let engine = wasmtime::Engine::default();
+        let engine = compile_cache::engine(&compile_cache::default_dir())?;
         let module = wasmtime::Module::new(&engine, bytes)
             .map_err(|e| anyhow::anyhow!("cannot compile the policy module: {e}"))?;
         Ok(Self { engine, module })

@@ -45,7 +45,7 @@ pub fn ship_ok(args: &[&str]) -> String {
 pub fn test_agent(triple: &str) -> PathBuf {
     let path = oras_testkit::oras_py::target_dir()
         .join(triple)
-        .join("ship-test")
+        .join("debug")
         .join("oras-agent");
     assert!(
         path.is_file(),
@@ -184,12 +184,22 @@ pub fn tgz_files(data: &[u8]) -> Vec<(String, Vec<u8>)> {
 
 /// The annotations every artifact we push carries, from the tests' build inputs.
 pub fn assert_build_annotations(annotations: &Value, title: &str, version: &str) {
+    assert_build_annotations_created(annotations, title, version, CREATED);
+}
+
+/// The same, for an artifact made at `created`.
+pub fn assert_build_annotations_created(
+    annotations: &Value,
+    title: &str,
+    version: &str,
+    created: &str,
+) {
     assert_eq!(
         annotations["org.opencontainers.image.source"],
         env!("CARGO_PKG_REPOSITORY")
     );
     assert_eq!(annotations["org.opencontainers.image.version"], version);
     assert_eq!(annotations["org.opencontainers.image.revision"], REVISION);
-    assert_eq!(annotations["org.opencontainers.image.created"], CREATED);
+    assert_eq!(annotations["org.opencontainers.image.created"], created);
     assert_eq!(annotations["org.opencontainers.image.title"], title);
 }
