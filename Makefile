@@ -11,7 +11,7 @@ SHIP := $(CARGO) run -q -p oras-ship --
 POLICY_SOURCES := $(shell find policy/src contract/src -name '*.rs') policy/Cargo.toml contract/Cargo.toml Cargo.toml Cargo.lock
 
 .PHONY: all tools policy-demo images bench-agent bench-controller crd push-policy test fmt fmt-check lint unit-tests e2e-tests demo bench-policy agent-static clean \
-	require-registry ship-tools dist-binaries push-images release test-binaries lint-workflows
+	require-registry ship-tools dist-binaries push-images release test-binaries lint-workflows cluster-e2e
 
 all: annotated-policy.wasm
 
@@ -153,6 +153,18 @@ push-images: require-registry dist-binaries
 ## fraction of the release build's time.
 test-binaries:
 	@$(MAKE) --no-print-directory dist-binaries DIST_PROFILE=ship-test
+
+## A real single-node cluster built on this machine (etcd, kube-apiserver, scheduler,
+## controller-manager, kube-proxy, CoreDNS, a kubelet over containerd and runc on a private
+## bridge), the example workflow run on it as real Jobs, torn down after (testkit/src/node.rs,
+## e2e/tests/cluster.rs). As root, with Debian's containerd, runc,
+## containernetworking-plugins, iptables, busybox-static and skopeo; not part of `make test`.
+CLUSTER_PROFILE ?= ship-test
+cluster-e2e: tools policy.wasm
+	@$(MAKE) --no-print-directory dist-binaries DIST_PROFILE=$(CLUSTER_PROFILE) DIST_TARGETS=$(MUSL_TARGET)
+	$(CARGO) build -q -p oras-ship
+	ORAS_CLUSTER_BINARIES=$(TARGET_DIR)/$(MUSL_TARGET)/$(CLUSTER_PROFILE) ORAS_SHIP=$(TARGET_DIR)/debug/ship \
+	ORAS_REVISION=$(REVISION) $(CARGO) test -p oras-e2e --test cluster -- --ignored --nocapture
 
 ## actionlint with shellcheck (actionlint from the Go module proxy: its PyPI wrapper downloads the binary from
 ## GitHub at install time) and zizmor (PyPI) over the GitHub workflows.
