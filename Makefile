@@ -11,7 +11,7 @@ SHIP := $(CARGO) run -q -p oras-ship --
 POLICY_SOURCES := $(shell find policy/src contract/src -name '*.rs') policy/Cargo.toml contract/Cargo.toml Cargo.toml Cargo.lock
 
 .PHONY: all tools policy-demo images bench-agent bench-controller crd push-policy test fmt fmt-check lint unit-tests e2e-tests demo bench-policy agent-static clean \
-	require-registry ship-tools dist-binaries push-images release test-binaries lint-workflows
+	require-registry ship-tools dist-binaries push-images release test-binaries lint-workflows cluster-e2e
 
 all: annotated-policy.wasm
 
@@ -165,6 +165,19 @@ TEST_DIST := DIST_PROFILE=dev
 test-binaries:
 	@$(MAKE) --no-print-directory dist-binaries $(TEST_DIST) DIST_TARGETS=x86_64-unknown-linux-musl
 	@$(MAKE) --no-print-directory dist-binaries $(TEST_DIST) DIST_TARGETS=aarch64-unknown-linux-musl DIST_BINARIES=oras-agent
+
+## A real single-node cluster built on this machine (etcd, kube-apiserver, scheduler,
+## controller-manager, kube-proxy, CoreDNS, a kubelet over containerd and runc on a private
+## bridge), the example workflow run on it as real Jobs, torn down after (testkit/src/node.rs,
+## e2e/tests/cluster.rs). As root, with Debian's containerd, runc,
+## containernetworking-plugins, iptables, busybox-static and skopeo; not part of `make test`.
+## It builds as `make test` does (the same binaries, the same linted test build), so after
+## `make test` it compiles nothing.
+cluster-e2e: tools policy.wasm
+	@$(MAKE) --no-print-directory dist-binaries $(TEST_DIST) DIST_TARGETS=$(MUSL_TARGET)
+	$(LINTED_CARGO) test --workspace --no-run
+	ORAS_CLUSTER_BINARIES=$(TARGET_DIR)/$(MUSL_TARGET)/debug ORAS_SHIP=$(TARGET_DIR)/debug/ship \
+	ORAS_REVISION=$(REVISION) $(LINTED_CARGO) test --workspace --test cluster -- --ignored --nocapture
 
 ## actionlint (built by make tools) with shellcheck, and zizmor (PyPI), over the GitHub
 ## workflows.

@@ -186,14 +186,23 @@ fn push_images_makes_an_index_over_both_platforms_whose_images_run_as_their_conf
         assert_eq!(
             paths,
             [
+                "etc/",
+                "etc/ssl/",
+                "etc/ssl/certs/",
+                "etc/ssl/certs/ca-certificates.crt",
                 "usr/",
                 "usr/local/",
                 "usr/local/bin/",
                 "usr/local/bin/oras-agent"
             ],
-            "no shell, nothing but the binary"
+            "no shell, nothing but the binary and a CA bundle"
         );
-        let shipped = &files[3].1;
+        let bundle = String::from_utf8(files[3].1.clone()).unwrap();
+        assert!(
+            bundle.matches("-----BEGIN CERTIFICATE-----").count() > 100,
+            "Mozilla's roots"
+        );
+        let shipped = &files[7].1;
         assert_eq!(
             shipped,
             &std::fs::read(&binary).unwrap(),
@@ -262,6 +271,10 @@ fn push_images_makes_an_index_over_both_platforms_whose_images_run_as_their_conf
     assert_eq!(
         tree(&rootfs),
         [
+            "etc",
+            "etc/ssl",
+            "etc/ssl/certs",
+            "etc/ssl/certs/ca-certificates.crt",
             "usr",
             "usr/local",
             "usr/local/bin",
@@ -273,6 +286,23 @@ fn push_images_makes_an_index_over_both_platforms_whose_images_run_as_their_conf
     assert_eq!(
         version.trim(),
         format!("oras-agent {}", env!("CARGO_PKG_VERSION"))
+    );
+    // A registry client needs root certificates, even for plain HTTP: the image's own.
+    let tags = run_in_rootfs(
+        &rootfs,
+        entrypoint,
+        &[
+            "tags",
+            "--plain-http",
+            &format!("{}/{repository}", registry.host()),
+        ],
+        65532,
+        65532,
+        &env,
+    );
+    assert!(
+        tags.lines().any(|tag| tag == env!("CARGO_PKG_VERSION")),
+        "{tags}"
     );
 
     // Reproducible: the same binaries and build inputs give the same digests.

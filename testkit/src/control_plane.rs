@@ -3,9 +3,11 @@
 //! from a throw-away CA, and a kubeconfig for an administrator (a static token in
 //! `system:masters`). No scheduler, controller-manager or kubelet: objects are stored and
 //! validated, nothing runs. Both processes are killed when the [`ControlPlane`] is dropped,
-//! also when a test panics.
+//! also when a test panics. [`crate::node`] adds the rest of a cluster around one started
+//! on a node's address ([`ControlPlaneOptions`]).
 
 use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -55,15 +57,20 @@ fn port() -> Result<u16> {
     })
 }
 
-/// One process of the control plane, with its log file.
-struct Component {
+/// One process of the cluster, with its log file `<dir>/<name>.log`; killed on drop.
+pub(crate) struct Component {
     name: &'static str,
     child: Child,
     log: PathBuf,
 }
 
 impl Component {
-    fn spawn(name: &'static str, program: &Path, args: &[String], dir: &Path) -> Result<Self> {
+    pub(crate) fn spawn(
+        name: &'static str,
+        program: &Path,
+        args: &[String],
+        dir: &Path,
+    ) -> Result<Self> {
         let log = dir.join(format!("{name}.log"));
         let out = File::create(&log).map_err(io_error(format!("create {}", log.display())))?;
         let err = out
@@ -79,14 +86,30 @@ impl Component {
         Ok(Self { name, child, log })
     }
 
-    fn log_tail(&self) -> String {
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub(crate) fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
+    /// An error with the end of its log when the process has exited.
+    pub(crate) fn check_running(&mut self) -> Result<()> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Err(ControlPlaneError::Exited {
+                component: self.name.into(),
+                status,
+                log: self.log_tail(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Polls `ready` until it holds, the process exits, or the time is up.
-    fn wait_until(&mut self, mut ready: impl FnMut() -> bool) -> Result<()> {
+    pub(crate) fn wait_until(&mut self, mut ready: impl FnMut() -> bool) -> Result<()> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -117,26 +140,83 @@ impl Drop for Component {
     }
 }
 
+/// Where and how the API server runs.
+#[derive(Debug, Clone)]
+pub struct ControlPlaneOptions {
+    /// The address the API server binds to and advertises. Not loopback: it becomes the
+    /// endpoint of the `kubernetes` Service, so pods reach the API server there.
+    pub address: Ipv4Addr,
+    /// Make the control plane's directory here, left for the owner of `parent` to
+    /// remove; `None`: a temporary directory removed on drop.
+    pub parent: Option<PathBuf>,
+}
+
+impl Default for ControlPlaneOptions {
+    fn default() -> Self {
+        Self {
+            address: Ipv4Addr::LOCALHOST,
+            parent: None,
+        }
+    }
+}
+
+/// The Service range; its first address is the `kubernetes` Service.
+pub const SERVICE_CIDR: &str = "10.96.0.0/24";
+const KUBERNETES_SERVICE_IP: &str = "10.96.0.1";
+
+enum Dir {
+    Temporary(tempfile::TempDir),
+    Within(PathBuf),
+}
+
+impl Dir {
+    fn path(&self) -> &Path {
+        match self {
+            Dir::Temporary(dir) => dir.path(),
+            Dir::Within(path) => path,
+        }
+    }
+}
+
 pub struct ControlPlane {
     // Dropped in order: the API server before etcd, then the directory.
     apiserver: Component,
     _etcd: Component,
     kubeconfig: PathBuf,
     kubectl: PathBuf,
+    address: Ipv4Addr,
     api_port: u16,
-    dir: tempfile::TempDir,
+    dir: Dir,
 }
 
 impl ControlPlane {
-    /// Starts etcd and the API server and waits until the API server reports ready.
+    /// Starts etcd and the API server on 127.0.0.1 and waits until the API server
+    /// reports ready.
     pub fn start() -> Result<Self> {
+        Self::start_with(ControlPlaneOptions::default())
+    }
+
+    /// Starts etcd (always on 127.0.0.1) and the API server as `options` say.
+    pub fn start_with(options: ControlPlaneOptions) -> Result<Self> {
         let etcd_binary = tool("etcd")?;
         let apiserver_binary = tool("kube-apiserver")?;
         let kubectl = tool("kubectl")?;
-        let dir = tempfile::Builder::new()
-            .prefix("oras-test-control-plane.")
-            .tempdir()
-            .map_err(io_error("create the control plane's directory"))?;
+        let dir = match &options.parent {
+            None => Dir::Temporary(
+                tempfile::Builder::new()
+                    .prefix("oras-test-control-plane.")
+                    .tempdir()
+                    .map_err(io_error("create the control plane's directory"))?,
+            ),
+            Some(parent) => {
+                let path = parent.join("control-plane");
+                std::fs::create_dir_all(&path)
+                    .map_err(io_error(format!("create {}", path.display())))?;
+                Dir::Within(path)
+            }
+        };
+        let address = options.address;
+        let loopback = address.is_loopback();
         let path = |name: &str| dir.path().join(name);
         let write = |name: &str, text: &str| {
             std::fs::write(path(name), text).map_err(io_error(format!("write {name}")))
@@ -163,16 +243,20 @@ impl ControlPlane {
         etcd.wait_until(|| matches!(http(etcd_port, "GET", "/health", &[], &[]), Ok((200, _, _))))?;
 
         let ca = TestCa::new("oras-test-cluster-ca")?;
-        let serving = ca.serving_cert(
-            "kube-apiserver",
-            &[
-                "127.0.0.1",
-                "localhost",
-                "kubernetes",
-                "kubernetes.default",
-                "kubernetes.default.svc",
-            ],
-        )?;
+        let address_text = address.to_string();
+        let mut names = vec![
+            "127.0.0.1",
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+            KUBERNETES_SERVICE_IP,
+        ];
+        if !loopback {
+            names.push(&address_text);
+        }
+        let serving = ca.serving_cert("kube-apiserver", &names)?;
         let service_account_key = signing_key_pem()?;
         write("ca.crt", &ca.cert_pem())?;
         write("apiserver.crt", &serving.cert_pem)?;
@@ -185,43 +269,52 @@ impl ControlPlane {
         )?;
 
         let api_port = port()?;
-        let apiserver = Component::spawn(
-            "kube-apiserver",
-            &apiserver_binary,
-            &[
-                format!("--etcd-servers={client_url}"),
-                "--bind-address=127.0.0.1".into(),
-                "--advertise-address=127.0.0.1".into(),
-                // A loopback address cannot be the `kubernetes` Service's endpoint.
-                "--endpoint-reconciler-type=none".into(),
-                format!("--secure-port={api_port}"),
-                format!("--cert-dir={}", path("certs").display()),
-                format!("--tls-cert-file={}", path("apiserver.crt").display()),
-                format!("--tls-private-key-file={}", path("apiserver.key").display()),
-                format!("--client-ca-file={}", path("ca.crt").display()),
-                format!("--token-auth-file={}", path("tokens.csv").display()),
-                format!("--service-account-key-file={}", path("sa.pub").display()),
-                format!(
-                    "--service-account-signing-key-file={}",
-                    path("sa.key").display()
-                ),
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-                "--service-cluster-ip-range=10.96.0.0/24".into(),
-                "--authorization-mode=RBAC".into(),
-                "--allow-privileged=true".into(),
-            ],
-            dir.path(),
-        )?;
+        let mut args = vec![
+            format!("--etcd-servers={client_url}"),
+            format!("--bind-address={address}"),
+            format!("--advertise-address={address}"),
+        ];
+        if loopback {
+            // A loopback address cannot be the `kubernetes` Service's endpoint.
+            args.push("--endpoint-reconciler-type=none".into());
+        } else {
+            // `kubectl logs`, `exec` and `port-forward` reach the kubelet at the node's
+            // address, which is the only one it has.
+            args.push("--kubelet-preferred-address-types=InternalIP".into());
+        }
+        args.extend([
+            format!("--secure-port={api_port}"),
+            format!("--cert-dir={}", path("certs").display()),
+            format!("--tls-cert-file={}", path("apiserver.crt").display()),
+            format!("--tls-private-key-file={}", path("apiserver.key").display()),
+            format!("--client-ca-file={}", path("ca.crt").display()),
+            format!("--token-auth-file={}", path("tokens.csv").display()),
+            format!("--service-account-key-file={}", path("sa.pub").display()),
+            format!(
+                "--service-account-signing-key-file={}",
+                path("sa.key").display()
+            ),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+            format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+            "--authorization-mode=RBAC".into(),
+            "--allow-privileged=true".into(),
+        ]);
+        let apiserver = Component::spawn("kube-apiserver", &apiserver_binary, &args, dir.path())?;
         let kubeconfig = path("kubeconfig");
         write(
             "kubeconfig",
-            &kubeconfig_text(api_port, &path("ca.crt"), ADMIN_TOKEN),
+            &kubeconfig_text(
+                &format!("{address}:{api_port}"),
+                &path("ca.crt"),
+                ADMIN_TOKEN,
+            ),
         )?;
         let mut plane = Self {
             apiserver,
             _etcd: etcd,
             kubeconfig,
             kubectl,
+            address,
             api_port,
             dir,
         };
@@ -245,9 +338,19 @@ impl ControlPlane {
         &self.kubeconfig
     }
 
-    /// `https://127.0.0.1:PORT`.
+    /// `https://ADDRESS:PORT`.
     pub fn server_url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.api_port)
+        format!("https://{}:{}", IpAddr::V4(self.address), self.api_port)
+    }
+
+    /// The CA that signed the API server's certificate (PEM file).
+    pub fn ca_cert_path(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    /// The key that signs service account tokens (PEM file).
+    pub fn service_account_key_path(&self) -> PathBuf {
+        self.dir.path().join("sa.key")
     }
 
     /// Where the logs, certificates and etcd's data are (removed on drop).
@@ -277,10 +380,10 @@ impl ControlPlane {
     }
 }
 
-fn kubeconfig_text(port: u16, ca: &Path, token: &str) -> String {
+fn kubeconfig_text(server: &str, ca: &Path, token: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Config\n\
-         clusters:\n- name: oras-test\n  cluster:\n    server: https://127.0.0.1:{port}\n    certificate-authority: {}\n\
+         clusters:\n- name: oras-test\n  cluster:\n    server: https://{server}\n    certificate-authority: {}\n\
          users:\n- name: oras-test-admin\n  user:\n    token: {token}\n\
          contexts:\n- name: oras-test\n  context:\n    cluster: oras-test\n    user: oras-test-admin\n\
          current-context: oras-test\n",

@@ -25,8 +25,14 @@ pub struct ContainerImage {
     /// Go names, as image configs and indexes spell them: `amd64`, `arm64`.
     pub architecture: String,
     pub os: String,
-    /// Path in the image -> content.
+    /// Path in the image -> content (mode 0644).
     pub files: Vec<(String, Vec<u8>)>,
+    /// Path in the image -> content, mode 0755.
+    pub executables: Vec<(String, Vec<u8>)>,
+    /// Path in the image -> the target of a symbolic link there.
+    pub symlinks: Vec<(String, String)>,
+    /// `config.Env` after `PATH`: `NAME=value`.
+    pub env: Vec<String>,
 }
 
 impl ContainerImage {
@@ -45,7 +51,34 @@ impl ContainerImage {
                 "etc/oras-test-image".into(),
                 b"an image of the tests\n".to_vec(),
             )],
+            executables: Vec::new(),
+            symlinks: Vec::new(),
+            env: Vec::new(),
         }
+    }
+
+    /// The same image with `NAME=value` in its environment.
+    pub fn with_env(mut self, name_and_value: &str) -> Self {
+        self.env.push(name_and_value.into());
+        self
+    }
+
+    /// The same image with a file of mode 0644 at `path`.
+    pub fn with_file(mut self, path: &str, content: Vec<u8>) -> Self {
+        self.files.push((path.into(), content));
+        self
+    }
+
+    /// The same image with an executable (mode 0755) at `path`.
+    pub fn with_executable(mut self, path: &str, content: Vec<u8>) -> Self {
+        self.executables.push((path.into(), content));
+        self
+    }
+
+    /// The same image with a symbolic link at `path` to `target`.
+    pub fn with_symlink(mut self, path: &str, target: &str) -> Self {
+        self.symlinks.push((path.into(), target.into()));
+        self
     }
 
     /// The same image for another platform.
@@ -54,6 +87,31 @@ impl ContainerImage {
         self.architecture = architecture.into();
         self
     }
+}
+
+/// Whether `elf` (a 64-bit little-endian ELF executable) names a dynamic loader, a
+/// `PT_INTERP` program header: such a binary cannot run alone in an image. `None` when it
+/// is not such an ELF file.
+pub fn is_dynamically_linked(elf: &[u8]) -> Option<bool> {
+    const PT_INTERP: u32 = 3;
+    if !elf.starts_with(b"\x7fELF\x02\x01") {
+        return None;
+    }
+    let bytes = |at: usize, n: usize| elf.get(at..at + n);
+    let u16_at = |at| bytes(at, 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let phoff = bytes(0x20, 8).map(|b| {
+        let mut word = [0; 8];
+        word.copy_from_slice(b);
+        u64::from_le_bytes(word) as usize
+    })?;
+    let (size, count) = (u16_at(0x36)?, u16_at(0x38)?);
+    let mut interpreter = false;
+    for i in 0..count {
+        let header = bytes(phoff + i * size, 4)?;
+        interpreter |=
+            u32::from_le_bytes([header[0], header[1], header[2], header[3]]) == PT_INTERP;
+    }
+    Some(interpreter)
 }
 
 fn digest_of(data: &[u8]) -> String {
@@ -66,15 +124,26 @@ fn descriptor(media_type: &str, digest: &str, size: usize) -> Value {
 
 /// The image's one layer: a gzip-compressed tar of its files; returns it and the digest
 /// of the uncompressed tar (its diff ID).
-fn layer(files: &[(String, Vec<u8>)]) -> Result<(Vec<u8>, String)> {
+fn layer(image: &ContainerImage) -> Result<(Vec<u8>, String)> {
     let mut tar = tar::Builder::new(Vec::new());
-    for (path, content) in files {
+    let regular = image.files.iter().map(|(p, c)| (p, c, 0o644));
+    let executable = image.executables.iter().map(|(p, c)| (p, c, 0o755));
+    for (path, content, mode) in regular.chain(executable) {
         let mut header = tar::Header::new_ustar();
         header.set_size(content.len() as u64);
-        header.set_mode(0o644);
+        header.set_mode(mode);
         header.set_mtime(0);
         header.set_entry_type(tar::EntryType::Regular);
         tar.append_data(&mut header, path, content.as_slice())
+            .map_err(io_error("write the image layer"))?;
+    }
+    for (path, target) in &image.symlinks {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(0);
+        header.set_mode(0o777);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Symlink);
+        tar.append_link(&mut header, path, target)
             .map_err(io_error("write the image layer"))?;
     }
     let tar = tar
@@ -128,10 +197,29 @@ impl Registry {
         repository: &str,
         image: &ContainerImage,
     ) -> Result<(Vec<u8>, String)> {
-        let (layer, diff_id) = layer(&image.files)?;
-        let layer_digest = self.upload_blob(repository, &layer)?;
-        let mut run =
-            json!({"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]});
+        let blobs = ImageBlobs::of(image)?;
+        self.upload_blob(repository, &blobs.layer)?;
+        self.upload_blob(repository, &blobs.config)?;
+        let digest = digest_of(&blobs.manifest);
+        self.put_manifest_bytes(repository, &digest, IMAGE_MANIFEST, &blobs.manifest)?;
+        Ok((blobs.manifest, digest))
+    }
+}
+
+/// The three blobs of a one-layer image.
+struct ImageBlobs {
+    layer: Vec<u8>,
+    config: Vec<u8>,
+    manifest: Vec<u8>,
+}
+
+impl ImageBlobs {
+    fn of(image: &ContainerImage) -> Result<Self> {
+        let (layer, diff_id) = layer(image)?;
+        let mut env =
+            vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()];
+        env.extend(image.env.iter().cloned());
+        let mut run = json!({"Env": env});
         if let Some(entrypoint) = &image.entrypoint {
             run["Entrypoint"] = json!(entrypoint);
         }
@@ -147,18 +235,61 @@ impl Registry {
         })
         .to_string()
         .into_bytes();
-        let config_digest = self.upload_blob(repository, &config)?;
         let manifest = json!({
             "schemaVersion": 2,
             "mediaType": IMAGE_MANIFEST,
-            "config": descriptor(IMAGE_CONFIG, &config_digest, config.len()),
-            "layers": [descriptor(LAYER_TAR_GZIP, &layer_digest, layer.len())],
+            "config": descriptor(IMAGE_CONFIG, &digest_of(&config), config.len()),
+            "layers": [descriptor(LAYER_TAR_GZIP, &digest_of(&layer), layer.len())],
         })
         .to_string()
         .into_bytes();
-        let digest = digest_of(&manifest);
-        self.put_manifest_bytes(repository, &digest, IMAGE_MANIFEST, &manifest)?;
-        Ok((manifest, digest))
+        Ok(Self {
+            layer,
+            config,
+            manifest,
+        })
+    }
+}
+
+impl ContainerImage {
+    /// Writes the image as an OCI archive (a tar of an OCI image layout, what `skopeo
+    /// copy ... oci-archive:PATH:TAG` writes) whose one manifest is named `tag`, the form
+    /// `ctr images import --base-name NAME` reads.
+    pub fn write_oci_archive(&self, path: &std::path::Path, tag: &str) -> Result<()> {
+        let blobs = ImageBlobs::of(self)?;
+        let mut manifest = descriptor(
+            IMAGE_MANIFEST,
+            &digest_of(&blobs.manifest),
+            blobs.manifest.len(),
+        );
+        manifest["annotations"] = json!({"org.opencontainers.image.ref.name": tag});
+        let index = json!({"schemaVersion": 2, "mediaType": IMAGE_INDEX, "manifests": [manifest]});
+        let file =
+            std::fs::File::create(path).map_err(io_error(format!("create {}", path.display())))?;
+        let mut tar = tar::Builder::new(file);
+        let mut entries = vec![
+            (
+                "oci-layout".to_string(),
+                br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+            ),
+            ("index.json".to_string(), index.to_string().into_bytes()),
+        ];
+        for blob in [blobs.layer, blobs.config, blobs.manifest] {
+            let name = digest_of(&blob).replace("sha256:", "blobs/sha256/");
+            entries.push((name, blob));
+        }
+        for (name, content) in entries {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(content.len() as u64);
+            header.set_mode(0o644);
+            header.set_mtime(0);
+            header.set_entry_type(tar::EntryType::Regular);
+            tar.append_data(&mut header, &name, content.as_slice())
+                .map_err(io_error(format!("write {}", path.display())))?;
+        }
+        tar.into_inner()
+            .map_err(io_error(format!("finish {}", path.display())))?;
+        Ok(())
     }
 }
 

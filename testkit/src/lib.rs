@@ -11,10 +11,13 @@
 //! - [`tools`]: where `make tools` put the upstream tools (oras Go CLI, helm, etcd,
 //!   Kubernetes' binaries, ...).
 //! - [`control_plane`]: a real etcd and kube-apiserver on 127.0.0.1, envtest-style.
+//! - [`node`]: a whole single-node cluster (kubelet, containerd, scheduler,
+//!   controller-manager, kube-proxy, CoreDNS) around that control plane, as root.
 //! - [`tls`]: a throw-away CA and serving certificates for test servers.
 
 pub mod control_plane;
 pub mod images;
+pub mod node;
 pub mod oras_py;
 pub mod registry;
 pub mod tls;
@@ -22,5 +25,6 @@ pub mod tools;
 
 pub use control_plane::ControlPlane;
 pub use images::ContainerImage;
+pub use node::Node;
 pub use oras_py::OrasPy;
 pub use registry::{Registry, RegistryError};

@@ -3,6 +3,7 @@
 //! manifest per platform, and an index over the platforms.
 
 pub mod binary;
+pub mod ca_bundle;
 pub mod platform;
 pub mod push;
 
@@ -37,16 +38,23 @@ const PATH: &str = "PATH=/usr/local/bin";
 pub struct Kind {
     pub name: &'static str,
     pub exposed_ports: &'static [&'static str],
+    /// Whether the image carries a CA bundle ([`ca_bundle::PATH`]).
+    pub ca_bundle: bool,
 }
 
 pub const KINDS: &[Kind] = &[
+    // The agent talks HTTPS to registries, and its TLS stack refuses to make any client,
+    // even a plain-HTTP one, where the system has no root certificate.
     Kind {
         name: "oras-agent",
         exposed_ports: &[],
+        ca_bundle: true,
     },
+    // The controller trusts the cluster's CA only, which Kubernetes mounts.
     Kind {
         name: "oras-controller",
         exposed_ports: &["8080/tcp"],
+        ca_bundle: false,
     },
 ];
 
@@ -88,8 +96,17 @@ pub fn assemble(
     info: &BuildInfo,
 ) -> Result<PlatformImage> {
     binary::check_static_binary(kind.name, &binary, platform)?;
+    let mut entries = Vec::new();
+    if kind.ca_bundle {
+        entries.extend(archive::parents(ca_bundle::PATH));
+        entries.push(Entry::File {
+            path: ca_bundle::PATH.into(),
+            mode: 0o644,
+            data: ca_bundle::pem().into_bytes(),
+        });
+    }
     let path = format!("{BIN_DIR}/{}", kind.name);
-    let mut entries = archive::parents(&path);
+    entries.extend(archive::parents(&path));
     entries.push(Entry::File {
         path,
         mode: 0o755,
