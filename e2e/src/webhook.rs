@@ -120,6 +120,29 @@ impl PolicyWebhook {
     pub fn url(&self) -> String {
         format!("https://{}/validate", self.address)
     }
+
+    /// The MutatingWebhookConfiguration that sends this server what a Kubewarden
+    /// `policy` (a ClusterAdmissionPolicy as JSON) would get: its `rules`,
+    /// `matchConditions` and `failurePolicy`, over TLS trusted through `ca_pem`.
+    pub fn configuration(&self, policy: &Value, ca_pem: &str) -> Value {
+        json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": "oras-operator"},
+            "webhooks": [{
+                "name": "oras-operator.converged-computing.github.io",
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": policy["spec"]["failurePolicy"],
+                "rules": policy["spec"]["rules"],
+                "matchConditions": policy["spec"]["matchConditions"],
+                "clientConfig": {
+                    "url": self.url(),
+                    "caBundle": base64::engine::general_purpose::STANDARD.encode(ca_pem),
+                },
+            }],
+        })
+    }
 }
 
 impl Drop for PolicyWebhook {

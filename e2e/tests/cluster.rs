@@ -97,26 +97,7 @@ fn serve_policy(kube: &Kube, root: &Path, agent_image: &str) -> PolicyWebhook {
         .unwrap_or_else(|e| panic!("loading policy.wasm (make policy.wasm): {e:#}"));
     let webhook = PolicyWebhook::start(compiled, settings, &serving.cert_pem, &serving.key_pem)
         .unwrap_or_else(|e| panic!("{e:#}"));
-    kube.apply(
-        None,
-        &json!({
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "MutatingWebhookConfiguration",
-            "metadata": {"name": "oras-operator"},
-            "webhooks": [{
-                "name": "oras-operator.converged-computing.github.io",
-                "admissionReviewVersions": ["v1"],
-                "sideEffects": "None",
-                "failurePolicy": policy["spec"]["failurePolicy"],
-                "rules": policy["spec"]["rules"],
-                "matchConditions": policy["spec"]["matchConditions"],
-                "clientConfig": {
-                    "url": webhook.url(),
-                    "caBundle": base64_of(ca.cert_pem().as_bytes()),
-                },
-            }],
-        }),
-    );
+    kube.apply(None, &webhook.configuration(&policy, &ca.cert_pem()));
     webhook
 }
 
@@ -389,9 +370,4 @@ fn assert_no_leftovers(dir: &Path) {
         "iptables rules of the cluster ({NODE_IP}, the Services) are left"
     );
     assert!(!dir.exists(), "{} is left", dir.display());
-}
-
-fn base64_of(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }

@@ -35,23 +35,7 @@ impl Cluster {
         let compiled = CompiledPolicy::load(&workspace::policy_wasm()).unwrap();
         let webhook =
             PolicyWebhook::start(compiled, settings, &serving.cert_pem, &serving.key_pem).unwrap();
-        let configuration = json!({
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "MutatingWebhookConfiguration",
-            "metadata": {"name": "oras-operator"},
-            "webhooks": [{
-                "name": "oras-operator.converged-computing.github.io",
-                "admissionReviewVersions": ["v1"],
-                "sideEffects": "None",
-                "failurePolicy": policy["spec"]["failurePolicy"],
-                "rules": policy["spec"]["rules"],
-                "matchConditions": policy["spec"]["matchConditions"],
-                "clientConfig": {
-                    "url": webhook.url(),
-                    "caBundle": base64_of(ca.cert_pem().as_bytes()),
-                },
-            }],
-        });
+        let configuration = webhook.configuration(&policy, &ca.cert_pem());
         let cluster = Self {
             plane,
             _webhook: webhook,
@@ -74,11 +58,6 @@ impl Cluster {
             .unwrap();
         serde_json::from_str(&text).unwrap()
     }
-}
-
-fn base64_of(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 fn names(containers: &Value) -> Vec<&str> {
