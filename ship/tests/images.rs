@@ -149,15 +149,10 @@ fn push_images_makes_an_index_over_both_platforms_whose_images_run_as_their_conf
             "oras-agent",
             env!("CARGO_PKG_VERSION"),
         );
-        assert_eq!(
-            image["config"]["mediaType"],
-            "application/vnd.oci.image.config.v1+json"
-        );
-        let layers = image["layers"].as_array().unwrap();
-        assert_eq!(layers.len(), 1);
-        assert_eq!(
-            layers[0]["mediaType"],
-            "application/vnd.oci.image.layer.v1.tar+gzip"
+        let layer = single_layer(
+            &image,
+            "application/vnd.oci.image.config.v1+json",
+            "application/vnd.oci.image.layer.v1.tar+gzip",
         );
         let config: Value = serde_json::from_slice(&blob(
             &registry,
@@ -180,7 +175,7 @@ fn push_images_makes_an_index_over_both_platforms_whose_images_run_as_their_conf
             env!("CARGO_PKG_VERSION"),
         );
 
-        let layer = blob(&registry, repository, layers[0]["digest"].as_str().unwrap());
+        let layer = blob(&registry, repository, layer["digest"].as_str().unwrap());
         let files = tgz_files(&layer);
         let paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
         assert_eq!(

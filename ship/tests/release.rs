@@ -108,21 +108,16 @@ fn release_pushes_images_policy_and_chart_pinned_to_each_other() {
     let (_, tagged) = manifest(&registry, name, &format!("v{version}"), MANIFEST);
     assert_eq!(tagged, digest);
     let (artifact, _) = manifest(&registry, name, digest, MANIFEST);
-    assert_eq!(
-        artifact["config"]["mediaType"],
-        "application/vnd.wasm.config.v1+json"
-    );
-    let layers = artifact["layers"].as_array().unwrap();
-    assert_eq!(layers.len(), 1);
-    assert_eq!(
-        layers[0]["mediaType"],
-        "application/vnd.wasm.content.layer.v1+wasm"
+    let layer = single_layer(
+        &artifact,
+        "application/vnd.wasm.config.v1+json",
+        "application/vnd.wasm.content.layer.v1+wasm",
     );
     assert_eq!(
         artifact["annotations"]["io.kubewarden.policy.version"],
         version
     );
-    let module = blob(&registry, name, layers[0]["digest"].as_str().unwrap());
+    let module = blob(&registry, name, layer["digest"].as_str().unwrap());
     let section =
         oras_ship::policy::wasm_sections::read_custom(&module, oras_ship::policy::METADATA_SECTION)
             .unwrap()
@@ -156,15 +151,10 @@ fn release_pushes_images_policy_and_chart_pinned_to_each_other() {
     let (_, tagged) = manifest(&registry, name, version, MANIFEST);
     assert_eq!(tagged, digest, "tagged with the chart version");
     let (artifact, _) = manifest(&registry, name, digest, MANIFEST);
-    assert_eq!(
-        artifact["config"]["mediaType"],
-        "application/vnd.cncf.helm.config.v1+json"
-    );
-    let layers = artifact["layers"].as_array().unwrap();
-    assert_eq!(layers.len(), 1);
-    assert_eq!(
-        layers[0]["mediaType"],
-        "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+    let layer = single_layer(
+        &artifact,
+        "application/vnd.cncf.helm.config.v1+json",
+        "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
     );
     assert_build_annotations_created(
         &artifact["annotations"],
@@ -183,11 +173,7 @@ fn release_pushes_images_policy_and_chart_pinned_to_each_other() {
         config,
         yaml_as_json(&std::fs::read(chart_dir.join("Chart.yaml")).unwrap())
     );
-    let files = tgz_files(&blob(
-        &registry,
-        name,
-        layers[0]["digest"].as_str().unwrap(),
-    ));
+    let files = tgz_files(&blob(&registry, name, layer["digest"].as_str().unwrap()));
     assert_eq!(
         files[0].0, "oras-operator/Chart.yaml",
         "Chart.yaml first, as helm package writes it"

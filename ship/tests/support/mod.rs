@@ -182,6 +182,16 @@ pub fn tgz_files(data: &[u8]) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// The one layer of `manifest`, after checking the config's and the layer's media
+/// types.
+pub fn single_layer<'a>(manifest: &'a Value, config_type: &str, layer_type: &str) -> &'a Value {
+    assert_eq!(manifest["config"]["mediaType"], config_type);
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1, "one layer in {manifest}");
+    assert_eq!(layers[0]["mediaType"], layer_type);
+    &layers[0]
+}
+
 /// The annotations every artifact we push carries, from the tests' build inputs.
 pub fn assert_build_annotations(annotations: &Value, title: &str, version: &str) {
     assert_build_annotations_created(annotations, title, version, CREATED);
