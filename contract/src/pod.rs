@@ -12,6 +12,15 @@ pub const SIDECAR_CONTAINER: &str = "oras";
 pub const CACHE_PORT: u16 = 5000;
 /// Name of the agent executable.
 pub const AGENT_BINARY: &str = "oras-agent";
+/// Suffix of the Secret holding a cache's generated credentials (`<cache>-credentials`,
+/// keys as in [`crate::annotations::credentials`]).
+pub const CREDENTIALS_SECRET_SUFFIX: &str = "-credentials";
+
+/// Name of the Secret the controller writes a cache's generated credentials to, and
+/// that the policy gives the agent containers: `<cache>-credentials`.
+pub fn credentials_secret(cache: &str) -> String {
+    format!("{cache}{CREDENTIALS_SECRET_SUFFIX}")
+}
 
 /// Path of the agent binary inside the launcher container, as installed by `init`.
 pub fn launcher_agent_path() -> String {
@@ -23,6 +32,11 @@ pub fn launcher_agent_path() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_credentials_secret_is_named_after_the_cache() {
+        assert_eq!(super::credentials_secret("oras"), "oras-credentials");
+    }
+
     #[test]
     fn launcher_agent_path_is_inside_the_share() {
         assert_eq!(super::launcher_agent_path(), "/mnt/oras/bin/oras-agent");

@@ -2,7 +2,8 @@
 //!
 //! The spec keeps the original project's fields (`image`, `deploy`, `secrets.orasEnv`,
 //! `secrets.registryHttp`) and adds what a registry that keeps its artifacts needs
-//! (`storage`, `resources`, `port`). `crdgen` prints the CRD generated from these types.
+//! (`storage`, `resources`, `port`), and who may use it (`access`, `auth`). `crdgen`
+//! prints the CRD generated from these types.
 
 use std::collections::BTreeMap;
 
@@ -88,6 +89,88 @@ pub struct OrasCacheSpec {
     #[serde(default = "default_port")]
     #[schemars(range(min = 1, max = 65535))]
     pub port: i32,
+
+    /// Who may reach the registry over the network: a NetworkPolicy owned by the cache
+    /// admits the pods of the cache's namespace and of the namespaces named here.
+    #[serde(default)]
+    pub access: CacheAccess,
+
+    /// Whether the registry requires credentials, which the controller generates.
+    #[serde(default)]
+    pub auth: CacheAuth,
+}
+
+/// Network access to the registry, enforced by a NetworkPolicy (only where the cluster's
+/// network plugin enforces NetworkPolicies).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheAccess {
+    /// Whether the controller makes the NetworkPolicy `<cache>` that admits only the
+    /// pods of the cache's namespace, `namespaces` and `namespaceSelector`, on the
+    /// registry port. `false` for clusters whose network plugin does not enforce
+    /// NetworkPolicies; the controller then deletes the one it made.
+    #[serde(default = "default_true")]
+    pub network_policy: bool,
+
+    /// Names of other namespaces whose pods may reach the registry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+
+    /// Other namespaces whose pods may reach the registry, selected by their labels (as
+    /// a NetworkPolicy's `namespaceSelector`; `{}` admits every namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<NamespaceSelector>,
+}
+
+impl Default for CacheAccess {
+    fn default() -> Self {
+        Self {
+            network_policy: true,
+            namespaces: Vec::new(),
+            namespace_selector: None,
+        }
+    }
+}
+
+/// A label selector over namespaces, as Kubernetes' `LabelSelector`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceSelector {
+    /// Labels a namespace must have, all of them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub match_labels: BTreeMap<String, String>,
+
+    /// Requirements on a namespace's labels, all of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_expressions: Vec<SelectorRequirement>,
+}
+
+/// One requirement of a [`NamespaceSelector`].
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SelectorRequirement {
+    /// The label key.
+    pub key: String,
+
+    /// `In`, `NotIn`, `Exists` or `DoesNotExist`.
+    pub operator: String,
+
+    /// Values for `In` and `NotIn` (at least one); empty for `Exists` and `DoesNotExist`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+}
+
+/// Authentication of the registry.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheAuth {
+    /// `true`: the controller generates a user with a push password and a pull password
+    /// into the Secret `<cache>-credentials` (keys `ORAS_USER`, `ORAS_PUSH_PASS`,
+    /// `ORAS_PULL_PASS`, the keys of `oras-env`), and the registry requires them: the
+    /// push password may read and write, the pull password only read, anonymous requests
+    /// are refused. Passwords change only when that Secret is deleted.
+    #[serde(default)]
+    pub enabled: bool,
 }
 
 /// Secrets the cache refers to by name; all are optional.
@@ -243,6 +326,8 @@ impl Default for OrasCacheSpec {
             storage: CacheStorage::default(),
             resources: CacheResources::default(),
             port: DEFAULT_PORT,
+            access: CacheAccess::default(),
+            auth: CacheAuth::default(),
         }
     }
 }
@@ -273,6 +358,32 @@ mod tests {
         assert_eq!(spec.port, 5000);
         assert_eq!(spec.storage.size, None);
         assert!(spec.resources.requests.is_empty());
+        assert!(spec.access.network_policy);
+        assert!(spec.access.namespaces.is_empty());
+        assert_eq!(spec.access.namespace_selector, None);
+        assert!(!spec.auth.enabled);
+    }
+
+    #[test]
+    fn access_and_auth_take_their_names() {
+        let spec: OrasCacheSpec = serde_json::from_value(serde_json::json!({
+            "access": {
+                "networkPolicy": false,
+                "namespaces": ["analysis"],
+                "namespaceSelector": {
+                    "matchLabels": {"team": "physics"},
+                    "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a"]}]
+                }
+            },
+            "auth": {"enabled": true}
+        }))
+        .unwrap();
+        assert!(!spec.access.network_policy);
+        assert_eq!(spec.access.namespaces, ["analysis"]);
+        let selector = spec.access.namespace_selector.as_ref().unwrap();
+        assert_eq!(selector.match_labels["team"], "physics");
+        assert_eq!(selector.match_expressions[0].operator, "In");
+        assert!(spec.auth.enabled);
     }
 
     #[test]
@@ -329,6 +440,10 @@ mod tests {
         assert_eq!(
             schema["properties"]["spec"]["properties"]["image"]["default"],
             DEFAULT_IMAGE
+        );
+        assert_eq!(
+            schema["properties"]["spec"]["properties"]["access"]["properties"]["networkPolicy"]["default"],
+            true
         );
         assert_every_property_described(schema, "openAPIV3Schema");
     }
