@@ -1,5 +1,13 @@
 //! Pure functions from an `OrasCache` to the objects the controller applies and the
 //! status it writes. No client here: everything is unit-tested on plain values.
+//!
+//! The registry's StatefulSet and Service are built here; each further object has its
+//! own module: [`network_policy`], [`credentials`] (the generated Secrets) and [`auth`]
+//! (the registry pod behind the gate).
+
+pub mod auth;
+pub mod credentials;
+pub mod network_policy;
 
 use std::collections::BTreeMap;
 
@@ -129,6 +137,8 @@ pub fn validate(cache: &OrasCache) -> Result<(), InvalidSpec> {
             check_quantity(&format!("spec.resources.{kind}.{resource}"), quantity)?;
         }
     }
+    network_policy::validate(cache)?;
+    auth::validate(cache)?;
     Ok(())
 }
 
@@ -432,8 +442,13 @@ pub fn deploy_event(cache: &OrasCache) -> Option<(&'static str, String)> {
 }
 
 fn owned_meta(cache: &OrasCache, owner: OwnerReference) -> ObjectMeta {
+    owned_meta_named(cache, owner, cache.name_any())
+}
+
+/// Metadata of an object the cache owns, named `name`.
+fn owned_meta_named(cache: &OrasCache, owner: OwnerReference, name: String) -> ObjectMeta {
     ObjectMeta {
-        name: Some(cache.name_any()),
+        name: Some(name),
         namespace: cache.namespace(),
         labels: Some(labels(cache)),
         owner_references: Some(vec![owner]),
