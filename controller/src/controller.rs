@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -19,6 +20,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
+use crate::builders::credentials::Credentials;
 use crate::builders::{self, FIELD_MANAGER, MANAGED_SELECTOR, Observed};
 use crate::crd::{OrasCache, OrasCacheStatus};
 use crate::error::Error;
@@ -37,12 +39,22 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
 pub struct Settings {
     /// DNS domain of the cluster, for `status.endpoint`.
     pub cluster_domain: String,
+    /// Image of the gate in front of the registry of caches with `auth.enabled`: the
+    /// controller's own image (`oras-controller gate`).
+    pub gate_image: String,
 }
+
+/// The gate image of this release: the controller image by its version tag.
+pub const DEFAULT_GATE_IMAGE: &str = concat!(
+    "ghcr.io/converged-computing/oras-operator-rs/oras-controller:",
+    env!("CARGO_PKG_VERSION")
+);
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             cluster_domain: "cluster.local".into(),
+            gate_image: DEFAULT_GATE_IMAGE.into(),
         }
     }
 }
@@ -330,19 +342,50 @@ async fn apply_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Error> 
         if remove_owned::<Service>(cache, ctx, &namespace, "Service").await? {
             removed.push("Service");
         }
+        if remove_owned::<NetworkPolicy>(cache, ctx, &namespace, "NetworkPolicy").await? {
+            removed.push("NetworkPolicy");
+        }
         let status = builders::status(cache, &Observed::External, domain, &now);
         write_status(cache, ctx, &namespace, status).await?;
         if !removed.is_empty() {
-            let note = format!(
-                "deploy is false: deleted the registry {}",
-                removed.join(" and ")
-            );
+            let listed = match removed.split_last() {
+                Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+                _ => removed.join(""),
+            };
+            let note = format!("deploy is false: deleted the registry {listed}");
             publish(ctx, cache, EventType::Normal, "Removed", note).await;
         }
         return Ok(Action::await_change());
     }
 
-    let statefulset = builders::statefulset(cache, owner.clone());
+    let mut statefulset = builders::statefulset(cache, owner.clone());
+    if cache.spec.auth.enabled {
+        let credentials = match credentials(cache, ctx, &namespace, &owner).await? {
+            Ok(credentials) => credentials,
+            Err(message) => {
+                // A credentials Secret someone broke: say how to repair it, and wait for
+                // it to change (the Secret watch brings the cache back).
+                let status =
+                    builders::status(cache, &Observed::Failed(message.clone()), domain, &now);
+                if write_status(cache, ctx, &namespace, status).await? {
+                    publish(
+                        ctx,
+                        cache,
+                        EventType::Warning,
+                        "InvalidCredentials",
+                        message,
+                    )
+                    .await;
+                }
+                return Ok(Action::await_change());
+            }
+        };
+        let htpasswd = htpasswd(cache, credentials).await?;
+        let secret = builders::credentials::htpasswd_secret(cache, owner.clone(), &htpasswd);
+        let secret_name = builders::credentials::htpasswd_secret_name(cache);
+        apply(ctx, &namespace, &secret_name, "Secret", &secret).await?;
+        builders::auth::secure(&mut statefulset, cache, &ctx.settings.gate_image, &htpasswd);
+    }
     let applied = match apply(ctx, &namespace, &name, "StatefulSet", &statefulset).await {
         Ok(applied) => applied,
         Err(error) if error.api_status() == Some(422) => {
@@ -360,9 +403,16 @@ async fn apply_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Error> 
         &namespace,
         &name,
         "Service",
-        &builders::service(cache, owner),
+        &builders::service(cache, owner.clone()),
     )
     .await?;
+    if cache.spec.access.network_policy {
+        let policy = builders::network_policy::network_policy(cache, owner);
+        apply(ctx, &namespace, &name, "NetworkPolicy", &policy).await?;
+    } else if remove_owned::<NetworkPolicy>(cache, ctx, &namespace, "NetworkPolicy").await? {
+        let note = "access.networkPolicy is false: deleted the NetworkPolicy".to_string();
+        publish(ctx, cache, EventType::Normal, "Removed", note).await;
+    }
 
     let ready_replicas = applied
         .status
@@ -376,6 +426,64 @@ async fn apply_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Error> 
         publish(ctx, cache, EventType::Normal, reason, note).await;
     }
     Ok(Action::requeue(RESYNC))
+}
+
+/// The cache's credentials: those of its `<cache>-credentials` Secret, which is created
+/// with new random passwords when it does not exist and never written again (the
+/// passwords change only when someone deletes it). The inner error says what is wrong
+/// with an existing Secret.
+async fn credentials(
+    cache: &OrasCache,
+    ctx: &Context,
+    namespace: &str,
+    owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+) -> Result<Result<Credentials, String>, Error> {
+    let name = builders::credentials::credentials_secret_name(cache);
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let failed = |action: &'static str| {
+        let name = name.clone();
+        move |source| Error::Kube {
+            action,
+            kind: "Secret",
+            namespace: namespace.into(),
+            name,
+            source,
+        }
+    };
+    if let Some(existing) = api.get_opt(&name).await.map_err(failed("get"))? {
+        return Ok(Credentials::from_secret(&existing));
+    }
+    let generated = Credentials::generate().map_err(|e| Error::Random(e.to_string()))?;
+    let secret = builders::credentials::credentials_secret(cache, owner.clone(), &generated);
+    ctx.own_writes.begin("Secret", namespace, &name);
+    let created = api.create(&PostParams::default(), &secret).await;
+    let version = created
+        .as_ref()
+        .ok()
+        .and_then(|s| s.metadata.resource_version.clone());
+    ctx.own_writes.finish("Secret", namespace, &name, version);
+    match created {
+        Ok(_) => {
+            let note = format!("generated the registry credentials in Secret {name}");
+            publish(ctx, cache, EventType::Normal, "CredentialsCreated", note).await;
+            Ok(Ok(generated))
+        }
+        // Made in the meantime (by another reconcile, or a user): use that one.
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            let existing = api.get(&name).await.map_err(failed("get"))?;
+            Ok(Credentials::from_secret(&existing))
+        }
+        Err(source) => Err(failed("create")(source)),
+    }
+}
+
+/// The htpasswd file for `credentials` (bcrypt takes a while: off the runtime's thread).
+async fn htpasswd(cache: &OrasCache, credentials: Credentials) -> Result<String, Error> {
+    let cache = cache.clone();
+    tokio::task::spawn_blocking(move || builders::credentials::htpasswd(&cache, &credentials))
+        .await
+        .map_err(|e| Error::Hash(e.to_string()))?
+        .map_err(|e| Error::Hash(e.to_string()))
 }
 
 /// Server-side applies `object` with this controller's field manager, taking over fields
@@ -594,10 +702,15 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>, shutdown: Shutdown) 
     let owned = watcher::Config::default().labels(MANAGED_SELECTOR);
     let statefulsets = changes::<StatefulSet>(&client, &owned, "StatefulSet", &ctx.own_writes);
     let services = changes::<Service>(&client, &owned, "Service", &ctx.own_writes);
+    let policies = changes::<NetworkPolicy>(&client, &owned, "NetworkPolicy", &ctx.own_writes);
+    // Secrets: a deleted `<cache>-credentials` brings its cache back to make new ones.
+    let secrets = changes::<Secret>(&client, &owned, "Secret", &ctx.own_writes);
 
     let controller = Controller::for_stream(caches, reader)
         .owns_stream(statefulsets)
-        .owns_stream(services);
+        .owns_stream(services)
+        .owns_stream(policies)
+        .owns_stream(secrets);
     let controller = match shutdown {
         Shutdown::Signal => controller.shutdown_on_signal(),
         Shutdown::On(stop) => controller.graceful_shutdown_on(async move {

@@ -8,6 +8,14 @@ pub enum Error {
     #[error("OrasCache {name} has no {field}")]
     MissingObjectKey { name: String, field: &'static str },
 
+    /// The operating system's random generator failed (new passwords).
+    #[error("generating passwords: {0}")]
+    Random(String),
+
+    /// Hashing the passwords for the registry's htpasswd failed.
+    #[error("hashing the passwords for htpasswd: {0}")]
+    Hash(String),
+
     /// A request to the API server failed.
     #[error("{action} {kind} {namespace}/{name}: {source}")]
     Kube {
@@ -25,6 +33,7 @@ impl Error {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Error::MissingObjectKey { .. } => "malformed",
+            Error::Random(_) | Error::Hash(_) => "credentials",
             Error::Kube { action, .. } if *action == "write status" => "write_status",
             Error::Kube { action, .. } => action,
         }

@@ -11,11 +11,20 @@ use oras_controller::server::{self, Probes};
 use oras_controller::{Context, Settings, controller};
 
 const USAGE: &str = "usage: oras-controller [--metrics-addr HOST:PORT] [--cluster-domain DOMAIN]
+                      [--gate-image IMAGE]
+       oras-controller gate --listen HOST:PORT --upstream HOST:PORT --htpasswd FILE
 
   --metrics-addr    where /metrics, /healthz and /readyz are served
                     (env ORAS_CONTROLLER_METRICS_ADDR, default 0.0.0.0:8080)
   --cluster-domain  DNS domain of the cluster, used in status.endpoint
                     (env ORAS_CONTROLLER_CLUSTER_DOMAIN, default cluster.local)
+  --gate-image      image of the gate in front of the registry of caches with
+                    auth.enabled: this controller's own image
+                    (env ORAS_CONTROLLER_GATE_IMAGE, default the release's image)
+
+gate: the registry port of a cache with auth.enabled (run in the registry pod):
+  forwards to the registry at --upstream, refusing writes made with the pull
+  password of the htpasswd FILE.
 
 Logging follows RUST_LOG (default info). POD_NAME, when set, names the instance
 in the events the controller publishes.";
@@ -24,6 +33,96 @@ in the events the controller publishes.";
 struct Options {
     metrics_addr: SocketAddr,
     cluster_domain: String,
+    gate_image: String,
+}
+
+/// Options of `oras-controller gate`.
+#[derive(Debug, PartialEq)]
+struct GateOptions {
+    listen: SocketAddr,
+    upstream: SocketAddr,
+    htpasswd: std::path::PathBuf,
+}
+
+fn parse_gate(args: impl IntoIterator<Item = String>) -> Result<GateOptions, String> {
+    let (mut listen, mut upstream, mut htpasswd) = (None, None, None);
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) => (flag.to_string(), Some(value.to_string())),
+            None => (arg, None),
+        };
+        let target = match flag.as_str() {
+            "--listen" => &mut listen,
+            "--upstream" => &mut upstream,
+            "--htpasswd" => &mut htpasswd,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("gate: unknown argument {other:?}")),
+        };
+        *target = Some(
+            inline
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("gate: {flag} needs a value"))?,
+        );
+    }
+    let address = |flag: &str, value: Option<String>| -> Result<SocketAddr, String> {
+        let value = value.ok_or_else(|| format!("gate: {flag} is required"))?;
+        value
+            .parse()
+            .map_err(|e| format!("gate: {flag} {value:?}: {e}"))
+    };
+    Ok(GateOptions {
+        listen: address("--listen", listen)?,
+        upstream: address("--upstream", upstream)?,
+        htpasswd: htpasswd.ok_or("gate: --htpasswd is required")?.into(),
+    })
+}
+
+async fn run_gate(options: GateOptions) -> ExitCode {
+    let text = match std::fs::read_to_string(&options.htpasswd) {
+        Ok(text) => text,
+        Err(error) => {
+            eprintln!(
+                "oras-controller gate: reading {}: {error}",
+                options.htpasswd.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let gate = match oras_controller::gate::Gate::new(&text, options.upstream) {
+        Ok(gate) => Arc::new(gate),
+        Err(message) => {
+            eprintln!(
+                "oras-controller gate: {}: {message}",
+                options.htpasswd.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(options.listen).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!(
+                "oras-controller gate: listening on {}: {error}",
+                options.listen
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(listen = %options.listen, upstream = %options.upstream, "gate serving");
+    oras_controller::gate::serve(listener, gate, async {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    })
+    .await;
+    ExitCode::SUCCESS
 }
 
 fn parse(
@@ -34,6 +133,8 @@ fn parse(
         env("ORAS_CONTROLLER_METRICS_ADDR").unwrap_or_else(|| "0.0.0.0:8080".into());
     let mut cluster_domain =
         env("ORAS_CONTROLLER_CLUSTER_DOMAIN").unwrap_or_else(|| "cluster.local".into());
+    let mut gate_image =
+        env("ORAS_CONTROLLER_GATE_IMAGE").unwrap_or_else(|| Settings::default().gate_image);
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -43,6 +144,7 @@ fn parse(
         let target = match flag.as_str() {
             "--metrics-addr" => &mut metrics_addr,
             "--cluster-domain" => &mut cluster_domain,
+            "--gate-image" => &mut gate_image,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         };
@@ -58,9 +160,15 @@ fn parse(
     if cluster_domain.is_empty() {
         return Err("--cluster-domain must not be empty".into());
     }
+    if gate_image.trim().is_empty() || gate_image.contains(char::is_whitespace) {
+        return Err(format!(
+            "--gate-image {gate_image:?} is not an image reference"
+        ));
+    }
     Ok(Options {
         metrics_addr,
         cluster_domain,
+        gate_image,
     })
 }
 
@@ -73,7 +181,21 @@ async fn main() -> ExitCode {
         )
         .init();
 
-    let options = match parse(std::env::args().skip(1), |k| std::env::var(k).ok()) {
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("gate") {
+        return match parse_gate(args.skip(1)) {
+            Ok(options) => run_gate(options).await,
+            Err(message) if message.is_empty() => {
+                println!("{USAGE}");
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("oras-controller: {message}\n\n{USAGE}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let options = match parse(args, |k| std::env::var(k).ok()) {
         Ok(options) => options,
         Err(message) if message.is_empty() => {
             println!("{USAGE}");
@@ -108,6 +230,7 @@ async fn main() -> ExitCode {
     let ready = Arc::new(AtomicBool::new(false));
     let settings = Settings {
         cluster_domain: options.cluster_domain,
+        gate_image: options.gate_image,
     };
     let ctx = Arc::new(Context::new(
         client,
@@ -144,6 +267,64 @@ mod tests {
         let o = parse(args(&[]), |_| None).unwrap();
         assert_eq!(o.metrics_addr, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(o.cluster_domain, "cluster.local");
+        assert_eq!(
+            o.gate_image,
+            format!(
+                "ghcr.io/converged-computing/oras-operator-rs/oras-controller:{}",
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+    }
+
+    #[test]
+    fn the_gate_image_comes_from_the_flag_or_the_environment() {
+        let env = |k: &str| (k == "ORAS_CONTROLLER_GATE_IMAGE").then(|| "env/gate:1".to_string());
+        assert_eq!(parse(args(&[]), env).unwrap().gate_image, "env/gate:1");
+        assert_eq!(
+            parse(args(&["--gate-image=flag/gate@sha256:ab"]), env)
+                .unwrap()
+                .gate_image,
+            "flag/gate@sha256:ab"
+        );
+        assert!(
+            parse(args(&["--gate-image", "a b"]), |_| None)
+                .unwrap_err()
+                .contains("--gate-image \"a b\"")
+        );
+    }
+
+    #[test]
+    fn gate_arguments_are_addresses_and_a_file() {
+        let o = parse_gate(args(&[
+            "--listen",
+            "0.0.0.0:5000",
+            "--upstream=127.0.0.1:5001",
+            "--htpasswd",
+            "/etc/oras-cache/auth/htpasswd",
+        ]))
+        .unwrap();
+        assert_eq!(o.listen, "0.0.0.0:5000".parse().unwrap());
+        assert_eq!(o.upstream, "127.0.0.1:5001".parse().unwrap());
+        assert_eq!(
+            o.htpasswd,
+            std::path::PathBuf::from("/etc/oras-cache/auth/htpasswd")
+        );
+        assert_eq!(
+            parse_gate(args(&["--listen", "0.0.0.0:5000"])).unwrap_err(),
+            "gate: --upstream is required"
+        );
+        assert!(
+            parse_gate(args(&[
+                "--listen",
+                "here",
+                "--upstream",
+                "127.0.0.1:1",
+                "--htpasswd",
+                "f"
+            ]))
+            .unwrap_err()
+            .contains("gate: --listen \"here\"")
+        );
     }
 
     #[test]

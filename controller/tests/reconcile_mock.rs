@@ -19,6 +19,10 @@ const NS: &str = "workflows";
 const UID: &str = "5f0c4bd4-0000-4000-8000-000000000001";
 const STS: &str = "/apis/apps/v1/namespaces/workflows/statefulsets/oras";
 const SVC: &str = "/api/v1/namespaces/workflows/services/oras";
+const NP: &str = "/apis/networking.k8s.io/v1/namespaces/workflows/networkpolicies/oras";
+const SECRETS: &str = "/api/v1/namespaces/workflows/secrets";
+const CREDENTIALS: &str = "/api/v1/namespaces/workflows/secrets/oras-credentials";
+const HTPASSWD: &str = "/api/v1/namespaces/workflows/secrets/oras-htpasswd";
 const STATUS: &str = "/apis/cache.converged-computing.github.io/v1alpha1/namespaces/workflows/orascaches/oras/status";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/workflows/events";
 const APPLY: &str = "?&force=true&fieldManager=oras-controller";
@@ -156,7 +160,7 @@ fn not_found() -> (u16, Value) {
 fn healthy(ready: Option<i32>) -> impl FnMut(&Call) -> (u16, Value) + Send + 'static {
     move |call| match (call.method.as_str(), call.path.as_str()) {
         ("PATCH", STS) => (200, applied(call, ready)),
-        ("PATCH", SVC) | ("POST", EVENTS) => (200, applied(call, None)),
+        ("PATCH", SVC) | ("PATCH", NP) | ("POST", EVENTS) => (200, applied(call, None)),
         ("PATCH", STATUS) => (200, cache_with_status(call)),
         _ => panic!("unexpected request {}", call.line()),
     }
@@ -187,6 +191,7 @@ async fn first_create_applies_statefulset_and_service_then_status_then_event() {
         [
             format!("PATCH {STS}{APPLY}"),
             format!("PATCH {SVC}{APPLY}"),
+            format!("PATCH {NP}{APPLY}"),
             format!("PATCH {STATUS}{APPLY}"),
             format!("POST {EVENTS}"),
         ]
@@ -196,8 +201,14 @@ async fn first_create_applies_statefulset_and_service_then_status_then_event() {
     assert_eq!(server.call(0).body, sts);
     let svc = serde_json::to_value(builders::service(&cache, owner(&cache))).unwrap();
     assert_eq!(server.call(1).body, svc);
+    let np = serde_json::to_value(builders::network_policy::network_policy(
+        &cache,
+        owner(&cache),
+    ))
+    .unwrap();
+    assert_eq!(server.call(2).body, np);
     // The status: applied, not ready yet, with the endpoint.
-    let status = server.call(2).body;
+    let status = server.call(3).body;
     assert_eq!(
         status["apiVersion"],
         "cache.converged-computing.github.io/v1alpha1"
@@ -210,7 +221,7 @@ async fn first_create_applies_statefulset_and_service_then_status_then_event() {
     );
     assert_eq!(status["status"]["observedGeneration"], 1);
     assert_eq!(status["status"]["readyReplicas"], 0);
-    let event = server.call(3).body;
+    let event = server.call(4).body;
     assert_eq!(event["reason"], "Created");
     assert_eq!(event["type"], "Normal");
     assert_eq!(event["regarding"]["name"], "oras");
@@ -219,7 +230,7 @@ async fn first_create_applies_statefulset_and_service_then_status_then_event() {
 }
 
 #[tokio::test]
-async fn second_pass_is_a_no_op_two_applies_and_nothing_else() {
+async fn second_pass_is_a_no_op_three_applies_and_nothing_else() {
     let (server, client) = ApiServer::start(healthy(Some(0)));
     let ctx = context(client);
     let cache = reconciled(cache(json!({})), 0);
@@ -229,7 +240,11 @@ async fn second_pass_is_a_no_op_two_applies_and_nothing_else() {
     assert_eq!(action, Action::requeue(Duration::from_secs(3600)));
     assert_eq!(
         server.lines(),
-        [format!("PATCH {STS}{APPLY}"), format!("PATCH {SVC}{APPLY}")]
+        [
+            format!("PATCH {STS}{APPLY}"),
+            format!("PATCH {SVC}{APPLY}"),
+            format!("PATCH {NP}{APPLY}"),
+        ]
     );
 }
 
@@ -245,7 +260,11 @@ async fn drift_is_corrected_by_a_forced_apply_of_the_whole_desired_statefulset()
 
     assert_eq!(
         server.lines(),
-        [format!("PATCH {STS}{APPLY}"), format!("PATCH {SVC}{APPLY}")]
+        [
+            format!("PATCH {STS}{APPLY}"),
+            format!("PATCH {SVC}{APPLY}"),
+            format!("PATCH {NP}{APPLY}"),
+        ]
     );
     let body = server.call(0).body;
     assert_eq!(body["spec"]["replicas"], 1);
@@ -271,6 +290,7 @@ async fn a_spec_change_is_applied_and_reported_as_updated() {
         [
             format!("PATCH {STS}{APPLY}"),
             format!("PATCH {SVC}{APPLY}"),
+            format!("PATCH {NP}{APPLY}"),
             format!("PATCH {STATUS}{APPLY}"),
             format!("POST {EVENTS}"),
         ]
@@ -280,13 +300,18 @@ async fn a_spec_change_is_applied_and_reported_as_updated() {
         6000,
         "the Service follows the port"
     );
-    let status = server.call(2).body;
+    assert_eq!(
+        server.call(2).body["spec"]["ingress"][0]["ports"][0]["port"],
+        6000,
+        "the NetworkPolicy follows the port"
+    );
+    let status = server.call(3).body;
     assert_eq!(status["status"]["observedGeneration"], 2);
     assert_eq!(
         status["status"]["endpoint"],
         "oras.workflows.svc.cluster.local:6000"
     );
-    assert_eq!(server.call(3).body["reason"], "Updated");
+    assert_eq!(server.call(4).body["reason"], "Updated");
 }
 
 #[tokio::test]
@@ -302,10 +327,11 @@ async fn status_turns_ready_when_the_statefulset_has_a_ready_pod() {
         [
             format!("PATCH {STS}{APPLY}"),
             format!("PATCH {SVC}{APPLY}"),
+            format!("PATCH {NP}{APPLY}"),
             format!("PATCH {STATUS}{APPLY}"),
         ]
     );
-    let status = server.call(2).body;
+    let status = server.call(3).body;
     assert_eq!(ready_condition(&status), ("True", "RegistryReady"));
     assert_eq!(status["status"]["readyReplicas"], 1);
 }
@@ -323,10 +349,11 @@ async fn status_turns_not_ready_when_the_registry_pod_is_lost() {
         [
             format!("PATCH {STS}{APPLY}"),
             format!("PATCH {SVC}{APPLY}"),
+            format!("PATCH {NP}{APPLY}"),
             format!("PATCH {STATUS}{APPLY}"),
         ]
     );
-    let status = server.call(2).body;
+    let status = server.call(3).body;
     assert_eq!(ready_condition(&status), ("False", "RegistryNotReady"));
     assert_ne!(
         status["status"]["conditions"][0]["lastTransitionTime"],
@@ -357,6 +384,8 @@ async fn deploy_false_deletes_what_the_cache_owns_and_reports_external() {
             ("GET", SVC) => (200, child("Service", "v1", UID)),
             ("DELETE", STS) => (200, child("StatefulSet", "apps/v1", UID)),
             ("DELETE", SVC) => (200, child("Service", "v1", UID)),
+            ("GET", NP) => (200, child("NetworkPolicy", "networking.k8s.io/v1", UID)),
+            ("DELETE", NP) => (200, child("NetworkPolicy", "networking.k8s.io/v1", UID)),
             ("PATCH", STATUS) => (200, cache_with_status(call)),
             ("POST", EVENTS) => (200, call.body.clone()),
             _ => panic!("unexpected request {}", call.line()),
@@ -376,15 +405,22 @@ async fn deploy_false_deletes_what_the_cache_owns_and_reports_external() {
             format!("DELETE {STS}"),
             format!("GET {SVC}"),
             format!("DELETE {SVC}"),
+            format!("GET {NP}"),
+            format!("DELETE {NP}"),
             format!("PATCH {STATUS}{APPLY}"),
             format!("POST {EVENTS}"),
         ]
     );
     assert_eq!(server.call(1).body["propagationPolicy"], "Background");
-    let status = server.call(4).body;
+    let status = server.call(6).body;
     assert_eq!(ready_condition(&status), ("True", "External"));
     assert_eq!(status["status"].get("endpoint"), None);
-    assert_eq!(server.call(5).body["reason"], "Removed");
+    let event = server.call(7).body;
+    assert_eq!(event["reason"], "Removed");
+    assert_eq!(
+        event["note"],
+        "deploy is false: deleted the registry StatefulSet, Service and NetworkPolicy"
+    );
 }
 
 #[tokio::test]
@@ -392,7 +428,7 @@ async fn deploy_false_leaves_objects_it_does_not_own() {
     let (server, client) =
         ApiServer::start(|call| match (call.method.as_str(), call.path.as_str()) {
             ("GET", STS) => (200, child("StatefulSet", "apps/v1", "someone-else")),
-            ("GET", SVC) => not_found(),
+            ("GET", SVC) | ("GET", NP) => not_found(),
             ("PATCH", STATUS) => (200, cache_with_status(call)),
             _ => panic!("unexpected request {}", call.line()),
         });
@@ -407,6 +443,7 @@ async fn deploy_false_leaves_objects_it_does_not_own() {
         [
             format!("GET {STS}"),
             format!("GET {SVC}"),
+            format!("GET {NP}"),
             format!("PATCH {STATUS}{APPLY}"),
         ]
     );
@@ -581,4 +618,346 @@ async fn a_cache_without_a_uid_waits_for_a_change() {
     assert!(error.to_string().contains("metadata.uid"));
     assert_eq!(error_policy(cache, &error, ctx), Action::await_change());
     assert_eq!(server.lines(), [format!("POST {EVENTS}")]);
+}
+
+#[tokio::test]
+async fn network_policy_false_deletes_the_policy_the_cache_owns() {
+    let mut healthy = healthy(Some(1));
+    let (server, client) =
+        ApiServer::start(
+            move |call| match (call.method.as_str(), call.path.as_str()) {
+                ("GET", NP) => (200, child("NetworkPolicy", "networking.k8s.io/v1", UID)),
+                ("DELETE", NP) => (200, child("NetworkPolicy", "networking.k8s.io/v1", UID)),
+                _ => healthy(call),
+            },
+        );
+    let ctx = context(client);
+    let mut cache = reconciled(cache(json!({})), 1);
+    cache.spec.access.network_policy = false;
+
+    reconcile(Arc::new(cache), ctx).await.unwrap();
+
+    assert_eq!(
+        server.lines(),
+        [
+            format!("PATCH {STS}{APPLY}"),
+            format!("PATCH {SVC}{APPLY}"),
+            format!("GET {NP}"),
+            format!("DELETE {NP}"),
+            format!("POST {EVENTS}"),
+        ]
+    );
+    let event = server.call(4).body;
+    assert_eq!(event["reason"], "Removed");
+    assert_eq!(
+        event["note"],
+        "access.networkPolicy is false: deleted the NetworkPolicy"
+    );
+}
+
+#[tokio::test]
+async fn network_policy_false_leaves_a_policy_of_someone_else() {
+    let mut healthy = healthy(Some(1));
+    let (server, client) =
+        ApiServer::start(
+            move |call| match (call.method.as_str(), call.path.as_str()) {
+                ("GET", NP) => (
+                    200,
+                    child("NetworkPolicy", "networking.k8s.io/v1", "someone-else"),
+                ),
+                _ => healthy(call),
+            },
+        );
+    let ctx = context(client);
+    let cache = reconciled(cache(json!({"access": {"networkPolicy": false}})), 1);
+
+    reconcile(Arc::new(cache), ctx).await.unwrap();
+
+    assert_eq!(
+        server.lines(),
+        [
+            format!("PATCH {STS}{APPLY}"),
+            format!("PATCH {SVC}{APPLY}"),
+            format!("GET {NP}"),
+        ]
+    );
+}
+
+/// The `<cache>-credentials` Secret as the API server returns it.
+fn credentials_secret(push: &str, pull: &str) -> Value {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "oras-credentials", "namespace": NS, "uid": "secret-uid",
+                     "resourceVersion": "150"},
+        "type": "Opaque",
+        "data": {"ORAS_USER": b64("oras"), "ORAS_PUSH_PASS": b64(push), "ORAS_PULL_PASS": b64(pull)}
+    })
+}
+
+fn secret_text(secret: &Value, key: &str) -> String {
+    use base64::Engine as _;
+    let encoded = secret["data"][key].as_str().unwrap();
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// An API server for a cache with auth: `existing` is the credentials Secret it holds
+/// (None: not found), shared so that a POST stores it.
+fn with_credentials(
+    existing: Arc<Mutex<Option<Value>>>,
+) -> impl FnMut(&Call) -> (u16, Value) + Send + 'static {
+    let mut healthy = healthy(Some(1));
+    move |call| match (call.method.as_str(), call.path.as_str()) {
+        ("GET", CREDENTIALS) => match existing.lock().unwrap().clone() {
+            Some(secret) => (200, secret),
+            None => not_found(),
+        },
+        ("POST", SECRETS) => {
+            let mut stored = existing.lock().unwrap();
+            if stored.is_some() {
+                return (
+                    409,
+                    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                           "reason": "AlreadyExists", "code": 409, "message": "exists"}),
+                );
+            }
+            let created = applied(call, None);
+            *stored = Some(created.clone());
+            (201, created)
+        }
+        ("PATCH", HTPASSWD) => (200, applied(call, None)),
+        _ => healthy(call),
+    }
+}
+
+#[tokio::test]
+async fn auth_creates_the_credentials_once_then_the_htpasswd_then_the_gated_registry() {
+    let stored = Arc::new(Mutex::new(None));
+    let (server, client) = ApiServer::start(with_credentials(stored.clone()));
+    let ctx = context(client);
+    let cache = reconciled(cache(json!({"auth": {"enabled": true}})), 1);
+
+    reconcile(Arc::new(cache.clone()), ctx).await.unwrap();
+
+    assert_eq!(
+        server.lines(),
+        [
+            format!("GET {CREDENTIALS}"),
+            format!("POST {SECRETS}"),
+            format!("POST {EVENTS}"),
+            format!("PATCH {HTPASSWD}{APPLY}"),
+            format!("PATCH {STS}{APPLY}"),
+            format!("PATCH {SVC}{APPLY}"),
+            format!("PATCH {NP}{APPLY}"),
+        ]
+    );
+    // The Secret: owned by the cache, the oras-env keys, random passwords.
+    let secret = server.call(1).body;
+    assert_eq!(secret["metadata"]["name"], "oras-credentials");
+    assert_eq!(secret["metadata"]["ownerReferences"][0]["uid"], UID);
+    assert_eq!(secret_text(&secret, "ORAS_USER"), "oras");
+    let push = secret_text(&secret, "ORAS_PUSH_PASS");
+    let pull = secret_text(&secret, "ORAS_PULL_PASS");
+    assert_eq!((push.len(), pull.len()), (32, 32));
+    assert_ne!(push, pull);
+    assert_eq!(server.call(2).body["reason"], "CredentialsCreated");
+    // The htpasswd Secret: bcrypt of exactly those passwords, no password.
+    let htpasswd_secret = server.call(3).body;
+    assert_eq!(
+        htpasswd_secret["metadata"]["ownerReferences"][0]["uid"],
+        UID
+    );
+    let htpasswd = secret_text(&htpasswd_secret, "htpasswd");
+    assert!(!htpasswd.contains(&push) && !htpasswd.contains(&pull));
+    let credentials = oras_controller::builders::credentials::Credentials {
+        user: "oras".into(),
+        push_password: push.clone(),
+        pull_password: pull.clone(),
+    };
+    assert_eq!(
+        htpasswd,
+        builders::credentials::htpasswd(&cache, &credentials).unwrap()
+    );
+    // The StatefulSet: the registry behind the gate, as the builders make it.
+    let mut sts = builders::statefulset(&cache, owner(&cache));
+    builders::auth::secure(
+        &mut sts,
+        &cache,
+        oras_controller::controller::DEFAULT_GATE_IMAGE,
+        &htpasswd,
+    );
+    assert_eq!(server.call(4).body, serde_json::to_value(sts).unwrap());
+    let text = server.call(4).body.to_string();
+    assert!(!text.contains(&push) && !text.contains(&pull));
+}
+
+#[tokio::test]
+async fn auth_keeps_the_passwords_across_reconciles_and_never_writes_the_secret() {
+    let stored = Arc::new(Mutex::new(Some(credentials_secret("push-pw", "pull-pw"))));
+    let (server, client) = ApiServer::start(with_credentials(stored.clone()));
+    let ctx = context(client);
+    let cache = Arc::new(reconciled(cache(json!({"auth": {"enabled": true}})), 1));
+
+    reconcile(cache.clone(), ctx.clone()).await.unwrap();
+    reconcile(cache, ctx).await.unwrap();
+
+    let pass = [
+        format!("GET {CREDENTIALS}"),
+        format!("PATCH {HTPASSWD}{APPLY}"),
+        format!("PATCH {STS}{APPLY}"),
+        format!("PATCH {SVC}{APPLY}"),
+        format!("PATCH {NP}{APPLY}"),
+    ];
+    assert_eq!(server.lines(), [pass.clone(), pass].concat());
+    // The same file both times (no new salt, nothing for the registry to reload).
+    let first = secret_text(&server.call(1).body, "htpasswd");
+    assert_eq!(first, secret_text(&server.call(6).body, "htpasswd"));
+    let lines: Vec<&str> = first.lines().collect();
+    assert!(bcrypt::verify("push-pw", lines[0].split_once(':').unwrap().1).unwrap());
+    assert!(bcrypt::verify("pull-pw", lines[1].split_once(':').unwrap().1).unwrap());
+    assert_eq!(
+        stored.lock().unwrap().clone().unwrap(),
+        credentials_secret("push-pw", "pull-pw"),
+        "the Secret is never written"
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_credentials_secret_is_made_again_with_new_passwords() {
+    let stored = Arc::new(Mutex::new(Some(credentials_secret("push-pw", "pull-pw"))));
+    let (server, client) = ApiServer::start(with_credentials(stored.clone()));
+    let ctx = context(client);
+    let cache = Arc::new(reconciled(cache(json!({"auth": {"enabled": true}})), 1));
+    reconcile(cache.clone(), ctx.clone()).await.unwrap();
+    let before = server.call(1).body;
+
+    // Someone deletes the Secret; its watch event brings the cache back.
+    *stored.lock().unwrap() = None;
+    reconcile(cache, ctx).await.unwrap();
+
+    let lines = server.lines();
+    assert_eq!(lines[5], format!("GET {CREDENTIALS}"));
+    assert_eq!(lines[6], format!("POST {SECRETS}"));
+    let new = stored.lock().unwrap().clone().unwrap();
+    assert_ne!(secret_text(&new, "ORAS_PUSH_PASS"), "push-pw");
+    let after = server.call(8).body;
+    assert_eq!(lines[8], format!("PATCH {HTPASSWD}{APPLY}"));
+    assert_ne!(
+        secret_text(&before, "htpasswd"),
+        secret_text(&after, "htpasswd")
+    );
+    // The registry pod restarts to read the new file.
+    let digest = |sts: &Value| {
+        sts["spec"]["template"]["metadata"]["annotations"]
+            ["oras.converged-computing.github.io/htpasswd-sha256"]
+            .clone()
+    };
+    assert_ne!(digest(&server.call(2).body), digest(&server.call(9).body));
+}
+
+#[tokio::test]
+async fn a_secret_made_in_the_meantime_is_used_not_overwritten() {
+    let stored = Arc::new(Mutex::new(None));
+    let mut inner = with_credentials(stored.clone());
+    let mut first_get = true;
+    let (server, client) = ApiServer::start(move |call| {
+        if call.method == "GET" && call.path == CREDENTIALS && first_get {
+            // Not there yet when asked; someone makes it before the POST.
+            first_get = false;
+            *stored.lock().unwrap() = Some(credentials_secret("theirs", "their-pull"));
+            return not_found();
+        }
+        inner(call)
+    });
+    let ctx = context(client);
+    let cache = reconciled(cache(json!({"auth": {"enabled": true}})), 1);
+
+    reconcile(Arc::new(cache), ctx).await.unwrap();
+
+    assert_eq!(
+        &server.lines()[..4],
+        [
+            format!("GET {CREDENTIALS}"),
+            format!("POST {SECRETS}"),
+            format!("GET {CREDENTIALS}"),
+            format!("PATCH {HTPASSWD}{APPLY}"),
+        ]
+    );
+    let htpasswd = secret_text(&server.call(3).body, "htpasswd");
+    let push_hash = htpasswd
+        .lines()
+        .next()
+        .unwrap()
+        .split_once(':')
+        .unwrap()
+        .1
+        .to_string();
+    assert!(bcrypt::verify("theirs", &push_hash).unwrap());
+}
+
+#[tokio::test]
+async fn a_broken_credentials_secret_is_reported_and_nothing_is_applied() {
+    let mut broken = credentials_secret("push-pw", "pull-pw");
+    broken["data"]
+        .as_object_mut()
+        .unwrap()
+        .remove("ORAS_PULL_PASS");
+    let stored = Arc::new(Mutex::new(Some(broken)));
+    let (server, client) = ApiServer::start(with_credentials(stored));
+    let ctx = context(client);
+    let cache = reconciled(cache(json!({"auth": {"enabled": true}})), 1);
+
+    let action = reconcile(Arc::new(cache), ctx).await.unwrap();
+
+    assert_eq!(action, Action::await_change());
+    assert_eq!(
+        server.lines(),
+        [
+            format!("GET {CREDENTIALS}"),
+            format!("PATCH {STATUS}{APPLY}"),
+            format!("POST {EVENTS}"),
+        ]
+    );
+    let status = server.call(1).body;
+    assert_eq!(ready_condition(&status), ("False", "ApplyFailed"));
+    assert_eq!(
+        status["status"]["conditions"][0]["message"],
+        "Secret oras-credentials has no key ORAS_PULL_PASS: delete the Secret to generate new credentials"
+    );
+    assert_eq!(server.call(2).body["reason"], "InvalidCredentials");
+}
+
+#[tokio::test]
+async fn bad_access_and_auth_values_are_invalid_specs_naming_the_field() {
+    for (spec, message) in [
+        (
+            json!({"access": {"namespaces": ["Team_B"]}}),
+            "spec.access.namespaces[0] \"Team_B\" is not a namespace name",
+        ),
+        (
+            json!({"auth": {"enabled": true}, "port": 5001}),
+            "spec.port 5001 is the port the registry listens on behind the gate",
+        ),
+    ] {
+        let (server, client) =
+            ApiServer::start(|call| match (call.method.as_str(), call.path.as_str()) {
+                ("PATCH", STATUS) => (200, cache_with_status(call)),
+                ("POST", EVENTS) => (200, call.body.clone()),
+                _ => panic!("unexpected request {}", call.line()),
+            });
+        let ctx = context(client);
+        reconcile(Arc::new(cache(spec)), ctx).await.unwrap();
+        let status = server.call(0).body;
+        assert_eq!(ready_condition(&status), ("False", "InvalidSpec"));
+        let text = status["status"]["conditions"][0]["message"]
+            .as_str()
+            .unwrap();
+        assert!(text.contains(message), "{text}");
+    }
 }
