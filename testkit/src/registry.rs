@@ -66,6 +66,9 @@ pub fn free_port() -> Result<u16> {
 
 pub struct Registry {
     child: Option<Child>,
+    binary: PathBuf,
+    /// Distribution's `REGISTRY_*` variables, which override the config file.
+    env: Vec<(String, String)>,
     port: u16,
     storage: tempfile::TempDir,
     config: PathBuf,
@@ -89,10 +92,28 @@ impl Registry {
         Self::start_configured(free_port()?, Some(htpasswd_line))
     }
 
+    /// Starts `binary` (Debian's `docker-registry`, or distribution v3's `registry` from
+    /// `make tools`) on `port` with the base configuration (storage in a temporary
+    /// directory, deletes enabled, `127.0.0.1:<port>`) overridden by `env`, distribution's
+    /// `REGISTRY_*` variables as a registry container gets them. `env` must keep the
+    /// registry on `127.0.0.1:<port>` (`REGISTRY_HTTP_ADDR`), where readiness is checked.
+    pub fn start_with_env(binary: &Path, port: u16, env: Vec<(String, String)>) -> Result<Self> {
+        Self::start_full(binary, port, None, env)
+    }
+
     fn start_configured(port: u16, htpasswd_line: Option<&str>) -> Result<Self> {
-        if !Path::new(REGISTRY_BINARY).exists() {
+        Self::start_full(Path::new(REGISTRY_BINARY), port, htpasswd_line, Vec::new())
+    }
+
+    fn start_full(
+        binary: &Path,
+        port: u16,
+        htpasswd_line: Option<&str>,
+        env: Vec<(String, String)>,
+    ) -> Result<Self> {
+        if !binary.exists() {
             return Err(RegistryError::Missing {
-                binary: REGISTRY_BINARY.into(),
+                binary: binary.into(),
             });
         }
         let storage = tempfile::Builder::new()
@@ -121,6 +142,8 @@ impl Registry {
         let log = storage.path().join("registry.log");
         let mut registry = Self {
             child: None,
+            binary: binary.into(),
+            env,
             port,
             storage,
             config,
@@ -144,14 +167,15 @@ impl Registry {
         let log_err = log
             .try_clone()
             .map_err(io_error("open the registry's log"))?;
-        let child = Command::new(REGISTRY_BINARY)
+        let child = Command::new(&self.binary)
             .arg("serve")
             .arg(&self.config)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
             .spawn()
-            .map_err(io_error(format!("start {REGISTRY_BINARY}")))?;
+            .map_err(io_error(format!("start {}", self.binary.display())))?;
         self.child = Some(child);
         self.wait_ready()
     }
