@@ -366,6 +366,43 @@ mod tests {
     }
 
     #[test]
+    fn the_last_env_from_source_wins_and_an_absent_optional_one_changes_nothing() {
+        // What the policy writes: the cache's credentials (optional), then oras-env.
+        let container: Container = serde_json::from_value(json!({
+            "name": "oras",
+            "envFrom": [{"secretRef": {"name": "oras-credentials", "optional": true}},
+                        {"secretRef": {"name": "oras-env"}}]
+        }))
+        .unwrap();
+        let mut secrets = Secrets::default();
+        secrets.insert(
+            "oras-env",
+            [("ORAS_PUSH_PASS".to_string(), "explicit".to_string())].into(),
+        );
+        let env = container_env(&container, &secrets).unwrap();
+        assert_eq!(
+            env,
+            [("ORAS_PUSH_PASS".to_string(), "explicit".to_string())]
+        );
+        secrets.insert(
+            "oras-credentials",
+            [
+                ("ORAS_USER".to_string(), "oras".to_string()),
+                ("ORAS_PUSH_PASS".into(), "generated".into()),
+            ]
+            .into(),
+        );
+        let env = container_env(&container, &secrets).unwrap();
+        assert_eq!(
+            env,
+            [
+                ("ORAS_USER".to_string(), "oras".to_string()),
+                ("ORAS_PUSH_PASS".into(), "explicit".into())
+            ]
+        );
+    }
+
+    #[test]
     fn env_resolves_secrets_and_lets_env_win() {
         let mut secrets = Secrets::default();
         secrets.insert(

@@ -63,8 +63,19 @@ fn agent_container(
         "resources": resources_json(resources),
         "securityContext": restricted_security_context(),
     });
+    // Kubernetes lets the last envFrom source win for a key present in several: the
+    // cache's generated credentials come first so that an explicit `oras-env` overrides
+    // them. Optional: the policy cannot know whether the cache has auth, and an absent
+    // optional Secret changes nothing.
+    let mut env_from = Vec::new();
+    if let Some(secret) = &plan.cache_credentials {
+        env_from.push(json!({"secretRef": {"name": secret, "optional": true}}));
+    }
     if let Some(secret) = &plan.oras_env {
-        container["envFrom"] = json!([{"secretRef": {"name": secret}}]);
+        env_from.push(json!({"secretRef": {"name": secret}}));
+    }
+    if !env_from.is_empty() {
+        container["envFrom"] = json!(env_from);
     }
     container
 }
@@ -108,6 +119,7 @@ mod tests {
             output_pipe: None,
             container: None,
             oras_env: None,
+            cache_credentials: None,
             agent_image: "agent:1".into(),
             unpack: true,
             debug: false,
@@ -165,6 +177,26 @@ mod tests {
         assert_eq!(
             sidecar["envFrom"],
             json!([{"secretRef": {"name": "oras-env"}}])
+        );
+    }
+
+    #[test]
+    fn the_cache_credentials_come_first_and_optional_so_oras_env_wins() {
+        let mut plan = plan();
+        plan.cache_credentials = Some("oras-credentials".into());
+        let init = init_container(&plan, &AgentResources::default());
+        assert_eq!(
+            init["envFrom"],
+            json!([{"secretRef": {"name": "oras-credentials", "optional": true}}])
+        );
+        plan.oras_env = Some("oras-env".into());
+        let sidecar = sidecar_container(&plan, "r:5000/b:2", &AgentResources::default());
+        assert_eq!(
+            sidecar["envFrom"],
+            json!([
+                {"secretRef": {"name": "oras-credentials", "optional": true}},
+                {"secretRef": {"name": "oras-env"}}
+            ])
         );
     }
 

@@ -2,7 +2,7 @@
 //! concrete plan of the injection: registry, references, image and flags.
 
 use oras_contract::annotations as keys;
-use oras_contract::pod::CACHE_PORT;
+use oras_contract::pod::{CACHE_PORT, credentials_secret};
 
 use crate::annotations::OrasAnnotations;
 use crate::settings::Settings;
@@ -21,6 +21,10 @@ pub struct Plan {
     pub output_pipe: Option<String>,
     pub container: Option<String>,
     pub oras_env: Option<String>,
+    /// The in-namespace cache's generated credentials (`<cache>-credentials`), given to
+    /// the agents as an optional Secret; unset when a `registry` annotation names
+    /// another registry, which must never receive the cache's credentials.
+    pub cache_credentials: Option<String>,
     pub agent_image: String,
     pub unpack: bool,
     pub debug: bool,
@@ -33,7 +37,7 @@ impl Plan {
         settings: &Settings,
         namespace: &str,
     ) -> Result<Self, String> {
-        let (registry, plain_http) = match &annotations.registry {
+        let (registry, plain_http, cache_credentials) = match &annotations.registry {
             Some(host) => {
                 if !settings.allows_registry(host) {
                     return Err(format!(
@@ -42,7 +46,7 @@ impl Plan {
                         settings.allowed_registries.join(", ")
                     ));
                 }
-                (host.clone(), settings.is_insecure(host))
+                (host.clone(), settings.is_insecure(host), None)
             }
             None => {
                 let cache = annotations
@@ -55,6 +59,7 @@ impl Plan {
                         settings.cluster_domain
                     ),
                     true,
+                    Some(credentials_secret(cache)),
                 )
             }
         };
@@ -72,6 +77,7 @@ impl Plan {
             output_pipe: annotations.output_pipe.clone(),
             container: annotations.container.clone(),
             oras_env: annotations.oras_env.clone(),
+            cache_credentials,
             agent_image: annotations
                 .agent_image
                 .clone()
@@ -120,6 +126,21 @@ mod tests {
             plan.output.as_deref(),
             Some("orascache-sample.team.svc.cluster.local:5000/a/b:latest")
         );
+        assert_eq!(
+            plan.cache_credentials.as_deref(),
+            Some("orascache-sample-credentials")
+        );
+    }
+
+    #[test]
+    fn another_registry_never_gets_the_caches_credentials() {
+        let plan = Plan::new(
+            &asking(Some("ghcr.io"), Some("oras")),
+            &Settings::default(),
+            "ns",
+        )
+        .unwrap();
+        assert_eq!(plan.cache_credentials, None);
     }
 
     #[test]

@@ -238,13 +238,50 @@ fn oras_env_reaches_the_agent_containers_only() {
     ));
     for name in ["oras-init", "oras"] {
         let agent = container(&pod["spec"]["initContainers"], name);
+        // The cache's generated credentials first (optional), then oras-env: the last
+        // source wins in Kubernetes, so an explicit oras-env overrides them.
         assert_eq!(
             agent["envFrom"],
-            json!([{"secretRef": {"name": "creds"}}]),
+            json!([
+                {"secretRef": {"name": "oras-credentials", "optional": true}},
+                {"secretRef": {"name": "creds"}}
+            ]),
             "{name}"
         );
     }
     assert!(pod["spec"]["containers"][0].get("envFrom").is_none());
+}
+
+#[test]
+fn the_caches_credentials_reach_the_agent_containers_only_and_optionally() {
+    let pod = mutated(run(
+        "Pod",
+        pod(&[
+            ("oras-cache", "results"),
+            ("input-uri", "a/in:1"),
+            ("output-uri", "a/o"),
+            ("output-path", "o"),
+        ]),
+    ));
+    for name in ["oras-init", "oras"] {
+        let agent = container(&pod["spec"]["initContainers"], name);
+        assert_eq!(
+            agent["envFrom"],
+            json!([{"secretRef": {"name": "results-credentials", "optional": true}}]),
+            "{name}"
+        );
+    }
+    assert!(pod["spec"]["containers"][0].get("envFrom").is_none());
+}
+
+#[test]
+fn a_registry_annotation_never_gets_the_caches_credentials() {
+    let pod = mutated(run(
+        "Pod",
+        pod(&[("registry", "ghcr.io"), ("input-uri", "a/in:1")]),
+    ));
+    let init = container(&pod["spec"]["initContainers"], "oras-init");
+    assert!(init.get("envFrom").is_none(), "{init}");
 }
 
 #[test]
