@@ -145,7 +145,7 @@ pub struct NamespaceSelector {
     pub match_expressions: Vec<SelectorRequirement>,
 }
 
-/// One requirement of a [`NamespaceSelector`].
+/// One requirement of a namespace selector.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SelectorRequirement {

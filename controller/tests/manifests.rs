@@ -51,12 +51,26 @@ fn every_example_cache_is_valid() {
         [
             "oras-cache-external.yaml",
             "oras-cache-persistent.yaml",
+            "oras-cache-private.yaml",
             "oras-cache.yaml"
         ]
     );
     assert!(!seen[0].1.spec.deploy);
     assert!(seen[1].1.spec.storage.size.is_some());
-    assert_eq!(seen[2].1.spec, oras_controller::OrasCacheSpec::default());
+    let private = &seen[2].1.spec;
+    assert!(private.auth.enabled);
+    assert!(private.access.network_policy);
+    assert_eq!(private.access.namespaces, ["analysis"]);
+    assert_eq!(
+        private
+            .access
+            .namespace_selector
+            .as_ref()
+            .unwrap()
+            .match_labels["team"],
+        "physics"
+    );
+    assert_eq!(seen[3].1.spec, oras_controller::OrasCacheSpec::default());
 }
 
 #[test]
@@ -85,6 +99,15 @@ fn the_deployment_has_probes_and_the_restricted_profile() {
         .as_ref()
         .unwrap();
     assert_eq!(live.path.as_deref(), Some("/healthz"));
+    // The gate of caches with auth is the controller's own image.
+    assert!(
+        c.args
+            .as_ref()
+            .unwrap()
+            .contains(&format!("--gate-image={}", c.image.as_deref().unwrap())),
+        "{:?}",
+        c.args
+    );
     let sc = c.security_context.as_ref().unwrap();
     assert_eq!(sc.allow_privilege_escalation, Some(false));
     assert_eq!(sc.read_only_root_filesystem, Some(true));
@@ -138,6 +161,17 @@ fn rbac_grants_only_what_the_controller_uses() {
         "/services:create",
         "/services:patch",
         "/services:delete",
+        "networking.k8s.io/networkpolicies:get",
+        "networking.k8s.io/networkpolicies:list",
+        "networking.k8s.io/networkpolicies:watch",
+        "networking.k8s.io/networkpolicies:create",
+        "networking.k8s.io/networkpolicies:patch",
+        "networking.k8s.io/networkpolicies:delete",
+        "/secrets:get",
+        "/secrets:list",
+        "/secrets:watch",
+        "/secrets:create",
+        "/secrets:patch",
         "events.k8s.io/events:create",
         "events.k8s.io/events:patch",
     ];
