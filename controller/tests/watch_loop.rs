@@ -144,3 +144,122 @@ async fn watch_events_drive_reconciles_and_own_writes_do_not() {
     assert_eq!(status_writes, json!(7));
     assert!(metrics.reconciles() >= 8);
 }
+
+fn secret_text(secret: &Value, key: &str) -> String {
+    use base64::Engine as _;
+    let encoded = secret["data"][key].as_str().unwrap_or_default();
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_network_policy_and_the_credentials_follow_the_cache() {
+    let api = FakeApi::start(1).await;
+    let ctx = Arc::new(Context::new(
+        api.client(),
+        Settings::default(),
+        Arc::new(Metrics::default()),
+        None,
+    ));
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let running = tokio::spawn(controller::run(
+        ctx,
+        Arc::new(AtomicBool::new(false)),
+        Shutdown::On(stopped),
+    ));
+    let key = "team-000/oras";
+    let credentials = "team-000/oras-credentials";
+    let htpasswd = "team-000/oras-htpasswd";
+
+    // A new cache gets its NetworkPolicy, and no Secret without auth.
+    until("the cache applied", || {
+        is(&api, key, "False", "RegistryNotReady")
+    })
+    .await;
+    until("the watches", || api.watching()).await;
+    let policy = api
+        .object(Kind::NetworkPolicy, key)
+        .expect("the NetworkPolicy");
+    assert_eq!(policy["spec"]["ingress"][0]["ports"][0]["port"], 5000);
+    assert!(api.objects(Kind::Secret).is_empty());
+
+    // Someone deletes the NetworkPolicy: it is made again.
+    api.delete(Kind::NetworkPolicy, key);
+    until("the NetworkPolicy back", || {
+        api.object(Kind::NetworkPolicy, key).is_some()
+    })
+    .await;
+
+    // auth: the credentials Secret, the htpasswd Secret and the gated registry.
+    api.modify(Kind::Cache, key, |cache| {
+        cache["spec"]["auth"] = json!({"enabled": true});
+        cache["metadata"]["generation"] = json!(2);
+    });
+    until("the gate in the registry pod", || {
+        api.object(Kind::StatefulSet, key).is_some_and(|sts| {
+            sts["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["name"] == "gate"))
+        })
+    })
+    .await;
+    let first = api
+        .object(Kind::Secret, credentials)
+        .expect("the credentials");
+    let push = secret_text(&first, "ORAS_PUSH_PASS");
+    assert_eq!(push.len(), 32);
+    let file = secret_text(&api.object(Kind::Secret, htpasswd).unwrap(), "htpasswd");
+    assert!(!file.contains(&push));
+
+    // Later reconciles (the pod turns ready, drift) keep the Secret as it is.
+    api.set_ready(1);
+    until("ready", || is(&api, key, "True", "RegistryReady")).await;
+    api.modify(Kind::StatefulSet, key, |sts| {
+        sts["spec"]["replicas"] = json!(2);
+    });
+    until("the drift corrected", || {
+        api.object(Kind::StatefulSet, key).unwrap()["spec"]["replicas"] == 1
+    })
+    .await;
+    assert_eq!(api.object(Kind::Secret, credentials).unwrap(), first);
+    assert_eq!(
+        api.applies(Kind::Secret, credentials),
+        1,
+        "created once, never written"
+    );
+    assert_eq!(
+        secret_text(&api.object(Kind::Secret, htpasswd).unwrap(), "htpasswd"),
+        file,
+        "the same hashes"
+    );
+
+    // Someone deletes the credentials: new passwords, a new htpasswd file.
+    api.delete(Kind::Secret, credentials);
+    until("new credentials", || {
+        api.object(Kind::Secret, credentials)
+            .is_some_and(|s| secret_text(&s, "ORAS_PUSH_PASS") != push)
+    })
+    .await;
+    until("a new htpasswd", || {
+        api.object(Kind::Secret, htpasswd)
+            .is_some_and(|s| secret_text(&s, "htpasswd") != file)
+    })
+    .await;
+
+    // access.networkPolicy false: the NetworkPolicy goes.
+    api.modify(Kind::Cache, key, |cache| {
+        cache["spec"]["access"] = json!({"networkPolicy": false});
+        cache["metadata"]["generation"] = json!(3);
+    });
+    until("the NetworkPolicy deleted", || {
+        api.object(Kind::NetworkPolicy, key).is_none()
+    })
+    .await;
+
+    let _ = stop.send(());
+    within(running).await.expect("the controller task");
+}

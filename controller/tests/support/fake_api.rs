@@ -3,9 +3,9 @@
 //! `benches/idle.rs`.
 //!
 //! It serves what oras-controller uses and nothing else: list and watch of OrasCaches
-//! (whole objects) and of StatefulSets and Services (metadata only, as the controller
-//! asks); server-side applies of StatefulSets, Services and the OrasCache status; GET and
-//! DELETE of a StatefulSet or Service; event create and patch. It sends the watch events
+//! (whole objects) and of StatefulSets, Services, NetworkPolicies and Secrets (metadata
+//! only, as the controller asks); server-side applies of those and of the OrasCache
+//! status; create of a Secret; GET and DELETE of each; event create and patch. It sends the watch events
 //! a real API server would: ADDED for a new object, MODIFIED for a changed one, DELETED,
 //! and nothing for an apply that changes nothing. Watches stream from the moment they
 //! connect (no replay from a resourceVersion), so callers wait for
@@ -40,7 +40,18 @@ pub enum Kind {
     Cache,
     StatefulSet,
     Service,
+    NetworkPolicy,
+    Secret,
 }
+
+/// Every kind the controller watches.
+const WATCHED: [Kind; 5] = [
+    Kind::Cache,
+    Kind::StatefulSet,
+    Kind::Service,
+    Kind::NetworkPolicy,
+    Kind::Secret,
+];
 
 #[derive(Default)]
 struct State {
@@ -50,7 +61,7 @@ struct State {
     watchers: HashMap<Kind, Vec<mpsc::UnboundedSender<Bytes>>>,
     /// Requests served, by `METHOD kind` (or the last path segment).
     requests: HashMap<String, u64>,
-    /// StatefulSet and Service applies, by `kind namespace/name`.
+    /// Applies and creates of owned objects, by `kind namespace/name`.
     applies: HashMap<String, u64>,
 }
 
@@ -163,7 +174,7 @@ impl FakeApi {
     /// Whether a watch of each kind is connected.
     pub fn watching(&self) -> bool {
         let st = self.state.lock().unwrap();
-        [Kind::Cache, Kind::StatefulSet, Kind::Service]
+        WATCHED
             .iter()
             .all(|k| st.watchers.get(k).is_some_and(|w| !w.is_empty()))
     }
@@ -226,7 +237,7 @@ impl FakeApi {
         self.state.lock().unwrap().requests.clone()
     }
 
-    /// Applies of `kind` (`StatefulSet` or `Service`) to `namespace/name` so far.
+    /// Applies (and creates) of `kind` to `namespace/name` so far.
     pub fn applies(&self, kind: Kind, key: &str) -> u64 {
         let st = self.state.lock().unwrap();
         st.applies
@@ -247,9 +258,16 @@ fn full(status: u16, value: &Value) -> Response<Body> {
 }
 
 fn status(code: u16, message: String) -> Response<Body> {
+    // kube's `get_opt` reads a missing object from the reason, as a real server sends it.
+    let reason = match code {
+        404 => "NotFound",
+        405 => "MethodNotAllowed",
+        _ => "Unknown",
+    };
     full(
         code,
-        &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "message": message}),
+        &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason,
+                "code": code, "message": message}),
     )
 }
 
@@ -260,6 +278,10 @@ fn kind_of(segments: &[&str]) -> Option<Kind> {
         Some(Kind::StatefulSet)
     } else if segments.contains(&"services") {
         Some(Kind::Service)
+    } else if segments.contains(&"networkpolicies") {
+        Some(Kind::NetworkPolicy)
+    } else if segments.contains(&"secrets") {
+        Some(Kind::Secret)
     } else {
         None
     }
@@ -296,6 +318,8 @@ async fn handle(
         p if p == format!("{GROUP_PATH}/orascaches") => Some(Kind::Cache),
         "/apis/apps/v1/statefulsets" => Some(Kind::StatefulSet),
         "/api/v1/services" => Some(Kind::Service),
+        "/apis/networking.k8s.io/v1/networkpolicies" => Some(Kind::NetworkPolicy),
+        "/api/v1/secrets" => Some(Kind::Secret),
         _ => None,
     };
     if let (Some(kind), &Method::GET) = (collection, &method) {
@@ -369,11 +393,36 @@ async fn handle(
             let cache = st.objects[&(Kind::Cache, key)].clone();
             Ok(full(200, &cache))
         }
-        (&Method::PATCH, Kind::StatefulSet | Kind::Service, false) => {
+        (&Method::POST, Kind::Secret, false) if name.is_empty() => {
+            let name = body["metadata"]["name"].as_str().unwrap_or_default();
+            let key = format!("{namespace}/{name}");
+            if st.objects.contains_key(&(kind, key.clone())) {
+                return Ok(full(
+                    409,
+                    &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                            "reason": "AlreadyExists", "code": 409, "message": key}),
+                ));
+            }
+            *st.applies.entry(format!("{kind:?} {key}")).or_default() += 1;
+            let rv = st.next_rv();
+            let mut object = body.clone();
+            object["metadata"]["uid"] = json!(format!("{kind:?}-{key}-{rv}"));
+            object["metadata"]["resourceVersion"] = json!(rv);
+            st.objects.insert((kind, key), object.clone());
+            st.notify(kind, "ADDED", &object);
+            Ok(full(201, &object))
+        }
+        (
+            &Method::PATCH,
+            Kind::StatefulSet | Kind::Service | Kind::NetworkPolicy | Kind::Secret,
+            false,
+        ) => {
             *st.applies.entry(format!("{kind:?} {key}")).or_default() += 1;
             let existing = st.objects.get(&(kind, key.clone())).cloned();
             let changed = existing.as_ref().is_none_or(|e| {
-                e["spec"] != body["spec"] || e["metadata"]["labels"] != body["metadata"]["labels"]
+                e["spec"] != body["spec"]
+                    || e["data"] != body["data"]
+                    || e["metadata"]["labels"] != body["metadata"]["labels"]
             });
             if !changed {
                 return Ok(full(200, &existing.unwrap_or_default()));
@@ -409,7 +458,11 @@ async fn handle(
             Some(object) => full(200, object),
             None => status(404, key),
         }),
-        (&Method::DELETE, Kind::StatefulSet | Kind::Service, false) => {
+        (
+            &Method::DELETE,
+            Kind::StatefulSet | Kind::Service | Kind::NetworkPolicy | Kind::Secret,
+            false,
+        ) => {
             match st.objects.remove(&(kind, key.clone())) {
                 Some(mut object) => {
                     // As in etcd, the deletion has a revision of its own.
