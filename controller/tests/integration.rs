@@ -2,7 +2,11 @@
 //! when it is set (its user must be allowed to create CRDs and namespaces), else an etcd
 //! and a kube-apiserver that the test starts on 127.0.0.1 from what `make tools` built.
 //! No scheduler or kubelet is needed: the test writes the StatefulSet's status itself to
-//! stand for a ready registry pod.
+//! stand for a ready registry pod. The API server validates every object the controller
+//! makes: the StatefulSet, the Service, the NetworkPolicy (`spec.access`) and, with
+//! `spec.auth`, the credentials and htpasswd Secrets (kept across reconciles, made again
+//! with new passwords when deleted). With no garbage collector running, nothing is
+//! deleted through owner references.
 //!
 //!   ORAS_TEST_KUBECONFIG=$HOME/.kube/config cargo test -p oras-controller --test integration -- --nocapture
 
@@ -12,7 +16,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -63,6 +68,20 @@ async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
     tokio::time::timeout(PATIENCE, future)
         .await
         .unwrap_or_else(|_| panic!("gave up waiting for {what}"))
+}
+
+/// Polls `get` until it finds the object.
+async fn poll<K, F, Fut>(get: F) -> K
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<Option<K>, kube::Error>>,
+{
+    loop {
+        if let Some(object) = get().await.unwrap() {
+            return object;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 fn owned_by(uid: String) -> impl Fn(Option<&StatefulSet>) -> bool {
@@ -133,6 +152,8 @@ async fn the_controller_runs_a_cache_through_its_life() {
     let caches: Api<OrasCache> = Api::namespaced(client.clone(), &ns_name);
     let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns_name);
     let services: Api<Service> = Api::namespaced(client.clone(), &ns_name);
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns_name);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns_name);
 
     // Create a cache: a StatefulSet and a Service owned by it, status not ready yet.
     let cache: OrasCache = serde_json::from_value(json!({
@@ -204,8 +225,139 @@ async fn the_controller_runs_a_cache_through_its_life() {
     .unwrap();
     assert_eq!(cache.status.as_ref().unwrap().ready_replicas, Some(1));
 
-    // Change the spec: the Service and the StatefulSet follow.
+    // The NetworkPolicy, as the API server validated and stored it: the registry pod,
+    // this namespace's pods, the registry port.
+    let policy = within("the NetworkPolicy", poll(|| policies.get_opt("oras"))).await;
+    assert!(policy.owner_references().iter().any(|r| r.uid == uid));
+    let spec = policy.spec.as_ref().unwrap();
+    assert_eq!(
+        spec.policy_types.as_deref(),
+        Some(&["Ingress".to_string()][..])
+    );
+    let rule = &spec.ingress.as_ref().unwrap()[0];
+    assert_eq!(
+        rule.ports.as_ref().unwrap()[0].port,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(5000))
+    );
+
+    // Other namespaces by name and by label.
     caches
+        .patch(
+            "oras",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"access": {
+                "namespaces": ["analysis"],
+                "namespaceSelector": {"matchLabels": {"team": "physics"}}
+            }}})),
+        )
+        .await
+        .expect("widening access");
+    within("the NetworkPolicy to admit analysis and team=physics", async {
+        loop {
+            let policy = policies.get("oras").await.unwrap();
+            let from = serde_json::to_value(&policy.spec.unwrap().ingress.unwrap()[0].from).unwrap();
+            if from
+                == json!([
+                    {"podSelector": {}},
+                    {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "analysis"}}},
+                    {"namespaceSelector": {"matchLabels": {"team": "physics"}}}
+                ])
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+
+    // auth: the credentials Secret (owned, the oras-env keys), the htpasswd Secret with
+    // hashes only, and the registry behind the gate.
+    caches
+        .patch(
+            "oras",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"auth": {"enabled": true}}})),
+        )
+        .await
+        .expect("enabling auth");
+    let credentials = within(
+        "the credentials Secret",
+        poll(|| secrets.get_opt("oras-credentials")),
+    )
+    .await;
+    assert!(credentials.owner_references().iter().any(|r| r.uid == uid));
+    let data = credentials.data.clone().unwrap();
+    let keys: Vec<&str> = data.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["ORAS_PULL_PASS", "ORAS_PUSH_PASS", "ORAS_USER"]);
+    let push = String::from_utf8(data["ORAS_PUSH_PASS"].0.clone()).unwrap();
+    let htpasswd = within(
+        "the htpasswd Secret",
+        poll(|| secrets.get_opt("oras-htpasswd")),
+    )
+    .await;
+    let file = String::from_utf8(htpasswd.data.unwrap()["htpasswd"].0.clone()).unwrap();
+    assert!(!file.contains(&push));
+    let (_, hash) = file.lines().next().unwrap().split_once(':').unwrap();
+    assert!(bcrypt::verify(&push, hash).unwrap());
+    wait(
+        &statefulsets,
+        "oras",
+        "the gate in the registry pod",
+        |sts: Option<&StatefulSet>| {
+            sts.and_then(|s| s.spec.as_ref())
+                .and_then(|s| s.template.spec.as_ref())
+                .is_some_and(|p| p.containers.iter().any(|c| c.name == "gate"))
+        },
+    )
+    .await;
+
+    // Reconciles that follow (the pod turning ready again) leave the Secret alone.
+    statefulsets
+        .patch_status(
+            "oras",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"status": {"replicas": 1, "readyReplicas": 0, "availableReplicas": 0}}),
+            ),
+        )
+        .await
+        .expect("patching the StatefulSet status");
+    wait(
+        &caches,
+        "oras",
+        "status RegistryNotReady again",
+        ready_is("False", "RegistryNotReady"),
+    )
+    .await;
+    let again = secrets.get("oras-credentials").await.unwrap();
+    assert_eq!(
+        again.metadata.resource_version,
+        credentials.metadata.resource_version
+    );
+    assert_eq!(again.data, credentials.data);
+
+    // Someone deletes the credentials: new ones are made, with new passwords.
+    secrets
+        .delete("oras-credentials", &DeleteParams::default())
+        .await
+        .expect("deleting the credentials");
+    let old_uid = credentials.uid().unwrap();
+    let renewed = within("new credentials", async {
+        loop {
+            if let Some(secret) = secrets.get_opt("oras-credentials").await.unwrap()
+                && secret.uid().as_deref() != Some(old_uid.as_str())
+            {
+                break secret;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert_ne!(renewed.data.unwrap()["ORAS_PUSH_PASS"].0, push.as_bytes());
+
+    // Change the spec: the Service, the StatefulSet (its gate) and the NetworkPolicy
+    // follow.
+    let patched = caches
         .patch(
             "oras",
             &PatchParams::default(),
@@ -220,8 +372,13 @@ async fn the_controller_runs_a_cache_through_its_life() {
         |sts: Option<&StatefulSet>| {
             sts.and_then(|s| s.spec.as_ref())
                 .and_then(|s| s.template.spec.as_ref())
-                .and_then(|p| p.containers[0].ports.as_ref())
-                .is_some_and(|ports| ports[0].container_port == 6000)
+                .is_some_and(|p| {
+                    p.containers.iter().any(|c| {
+                        c.ports
+                            .as_ref()
+                            .is_some_and(|ports| ports[0].container_port == 6000)
+                    })
+                })
         },
     )
     .await;
@@ -235,16 +392,51 @@ async fn the_controller_runs_a_cache_through_its_life() {
         }
     })
     .await;
+    let generation = patched.metadata.generation;
+    assert!(generation.is_some());
     wait(
         &caches,
         "oras",
-        "observedGeneration 2",
-        |c: Option<&OrasCache>| {
+        "the status to observe the port change",
+        move |c: Option<&OrasCache>| {
             c.and_then(|c| c.status.as_ref())
                 .and_then(|s| s.observed_generation)
-                == Some(2)
+                == generation
         },
     )
+    .await;
+
+    within("the NetworkPolicy on port 6000", async {
+        loop {
+            let policy = policies.get("oras").await.unwrap();
+            let port = policy.spec.unwrap().ingress.unwrap()[0]
+                .ports
+                .as_ref()
+                .unwrap()[0]
+                .port
+                .clone();
+            if port == Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(6000)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+
+    // access.networkPolicy: false deletes the NetworkPolicy.
+    caches
+        .patch(
+            "oras",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"access": {"networkPolicy": false}}})),
+        )
+        .await
+        .expect("turning the NetworkPolicy off");
+    within("the NetworkPolicy to go", async {
+        while policies.get_opt("oras").await.unwrap().is_some() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
     .await;
 
     // deploy: false removes the registry and reports External.
