@@ -6,8 +6,10 @@
 //! `kubectl apply -f examples/dist/`, an OrasCache, the two Jobs of `examples/workflow/`
 //! (real init containers and native sidecars; the output stored in the in-cluster
 //! registry through its Service name), the result pulled through `kubectl port-forward`
-//! with `oras-agent pull` and the oras Go CLI; and what a user sees when an application
-//! fails, is OOM-killed, or names an input that does not exist. Each phase is timed.
+//! with `oras-agent pull` and the oras Go CLI; what a user sees when an application
+//! fails, is OOM-killed, or names an input that does not exist; and a private cache
+//! (`auth.enabled`): the registry behind the gate, Jobs pushing and pulling with the
+//! generated credentials, the pull password's push refused. Each phase is timed.
 
 mod cluster {
     pub mod images;
@@ -68,6 +70,7 @@ fn the_example_workflow_runs_on_a_real_node() {
         webhook
     });
     phases.time("failure modes", || failure_modes(&kube));
+    phases.time("private cache", || private_cache(&kube, &root, &work));
 
     drop(webhook);
     let dir = node.dir().to_path_buf();
@@ -109,8 +112,15 @@ fn install_and_run_the_workflow(kube: &Kube, root: &Path, work: &Path) {
         kube.run(&["apply", "-f", &path.to_string_lossy()]);
     }
     let mut deployment = example(root, "examples/dist/03-deployment.yaml");
-    deployment["spec"]["template"]["spec"]["containers"][0]["image"] =
-        json!(format!("{}:{}", images::CONTROLLER, images::version()));
+    let controller = format!("{}:{}", images::CONTROLLER, images::version());
+    let container = &mut deployment["spec"]["template"]["spec"]["containers"][0];
+    container["image"] = json!(controller);
+    // The gate of caches with auth is the controller image, the one imported here.
+    for arg in container["args"].as_array_mut().unwrap() {
+        if arg.as_str().is_some_and(|a| a.starts_with("--gate-image=")) {
+            *arg = json!(format!("--gate-image={controller}"));
+        }
+    }
     kube.apply(None, &deployment);
     kube.run(&[
         "wait",
@@ -341,6 +351,151 @@ fn failure_modes(kube: &Kube) {
     eprintln!(
         "{}",
         kube.run(&["get", "pods", "-n", NAMESPACE, "-o", "wide"])
+    );
+}
+
+/// `examples/cache/oras-cache-private.yaml` (`auth.enabled`, a NetworkPolicy): the
+/// registry behind the gate turns Ready through the kubelet's probes; a Job pushes and
+/// another pulls with the generated credentials the policy gave their agents; a Job
+/// whose `oras-env` (which wins) holds the pull password as its push password is refused;
+/// from this machine, anonymous requests are refused and the pull password pulls.
+fn private_cache(kube: &Kube, root: &Path, work: &Path) {
+    use base64::Engine as _;
+    let mut cache = example(root, "examples/cache/oras-cache-private.yaml");
+    cache["spec"]["image"] = json!(format!("{REGISTRY}:{REGISTRY_TAG}"));
+    kube.apply(Some(NAMESPACE), &cache);
+    if let Err(e) = kube.node.kubectl(&[
+        "wait",
+        "-n",
+        NAMESPACE,
+        "--for=condition=Ready",
+        "--timeout=180s",
+        "orascache/results",
+    ]) {
+        panic!(
+            "the private cache did not become Ready: {e}\n{}",
+            kube.state()
+        );
+    }
+    let secret = kube.get(NAMESPACE, "secret", "results-credentials");
+    let value = |key: &str| {
+        let encoded = secret["data"][key].as_str().unwrap();
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let (user, pull) = (value("ORAS_USER"), value("ORAS_PULL_PASS"));
+    let policy = kube.get(NAMESPACE, "networkpolicy", "results");
+    assert_eq!(policy["spec"]["ingress"][0]["ports"][0]["port"], 5000);
+    let sts = kube.get(NAMESPACE, "statefulset", "results");
+    let names: Vec<&str> = sts["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["registry", "gate"]);
+
+    // Push, then pull, with the credentials the policy gave the agents.
+    kube.apply(
+        Some(NAMESPACE),
+        &job(
+            "private-push",
+            &[
+                ("oras-cache", "results"),
+                ("output-uri", "private/result:v1"),
+                ("output-path", "out.txt"),
+            ],
+            "echo private result > out.txt",
+            json!({}),
+        ),
+    );
+    kube.wait_job(NAMESPACE, "private-push", "complete");
+    let pod = kube.pod_of_job(NAMESPACE, "private-push");
+    for agent in pod["spec"]["initContainers"].as_array().unwrap() {
+        assert_eq!(
+            agent["envFrom"],
+            json!([{"secretRef": {"name": "results-credentials", "optional": true}}]),
+            "{}",
+            agent["name"]
+        );
+    }
+    assert!(pod["spec"]["containers"][0].get("envFrom").is_none());
+    kube.apply(
+        Some(NAMESPACE),
+        &job(
+            "private-pull",
+            &[
+                ("oras-cache", "results"),
+                ("input-uri", "private/result:v1"),
+            ],
+            "grep -q 'private result' out.txt",
+            json!({}),
+        ),
+    );
+    kube.wait_job(NAMESPACE, "private-pull", "complete");
+
+    // The pull password as a push password, in an oras-env Secret (which wins over the
+    // generated one): the gate refuses the push, the Job fails saying why.
+    kube.apply(
+        Some(NAMESPACE),
+        &json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "pull-only"},
+            "stringData": {"ORAS_USER": user, "ORAS_PUSH_PASS": pull},
+        }),
+    );
+    kube.apply(
+        Some(NAMESPACE),
+        &job(
+            "private-forged",
+            &[
+                ("oras-cache", "results"),
+                ("oras-env", "pull-only"),
+                ("output-uri", "private/result:v1"),
+                ("output-path", "out.txt"),
+            ],
+            "echo forged > out.txt",
+            json!({}),
+        ),
+    );
+    kube.wait_job(NAMESPACE, "private-forged", "failed");
+    let story = kube.job_story(NAMESPACE, "private-forged");
+    assert!(
+        story.contains("the pull credentials of this cache (ORAS_PULL_PASS) can only read"),
+        "{story}"
+    );
+
+    // From this machine: anonymous requests are refused, the pull password pulls what the
+    // first Job pushed (not the forged output).
+    let registry = kube.port_forward(NAMESPACE, "results", 5000);
+    let (status, _, _) = http(
+        registry.local,
+        "GET",
+        "/v2/private/result/tags/list",
+        &[],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(status, 401, "anonymous");
+    let reference = format!("{}/private/result:v1", registry.host());
+    let pulled = work.join("pulled-private");
+    run(Command::new(images::binaries().join("oras-agent"))
+        .env("ORAS_USER", &user)
+        .env("ORAS_PULL_PASS", &pull)
+        .args([
+            "pull",
+            "--plain-http",
+            &reference,
+            "-o",
+            &pulled.to_string_lossy(),
+        ]));
+    assert_eq!(
+        std::fs::read_to_string(pulled.join("out.txt")).unwrap(),
+        "private result\n"
     );
 }
 

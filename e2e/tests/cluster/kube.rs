@@ -147,7 +147,8 @@ impl Kube<'_> {
     }
 
     /// `kubectl port-forward -n NAMESPACE svc/SERVICE LOCAL:PORT`, ready when the
-    /// registry behind it answers `GET /v2/`.
+    /// registry behind it answers `GET /v2/` (200, or 401 from one that requires
+    /// credentials).
     pub fn port_forward(&self, namespace: &str, service: &str, port: u16) -> PortForward {
         let local = free_port().unwrap();
         let kubectl = oras_testkit::tools::tool("kubectl").unwrap();
@@ -170,7 +171,7 @@ impl Kube<'_> {
             .unwrap();
         let forward = PortForward { child, local };
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !matches!(http(local, "GET", "/v2/", &[], &[]), Ok((200, _, _))) {
+        while !matches!(http(local, "GET", "/v2/", &[], &[]), Ok((200 | 401, _, _))) {
             assert!(
                 Instant::now() < deadline,
                 "kubectl port-forward to svc/{service} did not answer: {}",
