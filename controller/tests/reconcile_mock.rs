@@ -855,7 +855,7 @@ async fn a_deleted_credentials_secret_is_made_again_with_new_passwords() {
     // The registry pod restarts to read the new file.
     let digest = |sts: &Value| {
         sts["spec"]["template"]["metadata"]["annotations"]
-            ["oras.converged-computing.github.io/htpasswd-sha256"]
+            ["cache.converged-computing.github.io/htpasswd-sha256"]
             .clone()
     };
     assert_ne!(digest(&server.call(2).body), digest(&server.call(9).body));

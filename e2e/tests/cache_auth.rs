@@ -234,6 +234,9 @@ fn the_generated_credentials_guard_the_cache(registry_binary: &Path) {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     std::fs::write(dir.join("results.txt"), "behind the gate\n").unwrap();
+    // 16 MiB streams through the gate in one upload.
+    let big: Vec<u8> = (0..16u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.join("big.bin"), &big).unwrap();
     let reference = cache.reference("workflow/results:v1");
 
     // The push password pushes.
@@ -241,7 +244,7 @@ fn the_generated_credentials_guard_the_cache(registry_binary: &Path) {
         Some(&user),
         Some(&push),
         None,
-        &["push", "--plain-http", &reference, "results.txt"],
+        &["push", "--plain-http", &reference, "results.txt", "big.bin"],
         dir,
     );
     assert!(
@@ -267,6 +270,7 @@ fn the_generated_credentials_guard_the_cache(registry_binary: &Path) {
         std::fs::read_to_string(dir.join("pulled/results.txt")).unwrap(),
         "behind the gate\n"
     );
+    assert!(std::fs::read(dir.join("pulled/big.bin")).unwrap() == big);
 
     // The pull password cannot push, under either user name, and says why.
     let other = cache.reference("workflow/results:overwritten");

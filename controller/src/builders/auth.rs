@@ -28,7 +28,10 @@ pub const AUTH_VOLUME: &str = "auth";
 pub const AUTH_PATH: &str = "/etc/oras-cache/auth";
 /// Pod template annotation with the SHA-256 of the htpasswd file: new credentials (the
 /// credentials Secret deleted) restart the registry pod, which then reads the new file.
-pub const HTPASSWD_DIGEST_ANNOTATION: &str = "oras.converged-computing.github.io/htpasswd-sha256";
+/// Under the CRD's group, not the policy's annotation prefix: the admission policy
+/// refuses a pod with an unknown key under its prefix (the registry pod was refused so on
+/// a real node).
+pub const HTPASSWD_DIGEST_ANNOTATION: &str = "cache.converged-computing.github.io/htpasswd-sha256";
 
 /// The htpasswd file's path in the containers.
 pub fn htpasswd_path() -> String {
@@ -306,6 +309,21 @@ mod tests {
         let text = a.to_string();
         assert!(!text.contains("$2y$"), "not even a hash");
         assert!(!text.contains("ORAS_PUSH_PASS") && !text.contains("oras-credentials"));
+    }
+
+    #[test]
+    fn the_pod_annotation_is_not_one_the_policy_would_refuse() {
+        assert!(!HTPASSWD_DIGEST_ANNOTATION.starts_with(oras_contract::annotations::PREFIX));
+        let sts = secured(json!({"auth": {"enabled": true}}), "x");
+        let annotations = sts["spec"]["template"]["metadata"]["annotations"]
+            .as_object()
+            .unwrap();
+        assert!(
+            annotations
+                .keys()
+                .all(|k| !k.starts_with(oras_contract::annotations::PREFIX)),
+            "{annotations:?}"
+        );
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub const PULL_USER: &str = "oras-pull";
 pub const HTPASSWD_KEY: &str = "htpasswd";
 /// Length of a generated password: 32 of 62 letters and digits, about 190 bits.
 pub const PASSWORD_LEN: usize = 32;
+/// The most bytes bcrypt hashes: a longer password would be cut silently.
+pub const MAX_PASSWORD_BYTES: usize = 72;
 /// bcrypt cost of the hashes (Go's `bcrypt.DefaultCost`, what distribution checks).
 pub const BCRYPT_COST: u32 = 10;
 
@@ -73,9 +75,16 @@ impl Credentials {
             })?;
             let text = String::from_utf8(bytes.0.clone())
                 .map_err(|_| format!("Secret {name} key {key} is not UTF-8"))?;
-            if text.is_empty() || text.contains([':', '\n']) {
+            if text.is_empty() || text.contains('\n') || (key == keys::USER && text.contains(':')) {
                 return Err(format!(
-                    "Secret {name} key {key} is empty or holds ':' or a newline, which htpasswd cannot carry"
+                    "Secret {name} key {key} is empty or holds a newline (or, in the user name, a ':'), \
+                     which htpasswd cannot carry"
+                ));
+            }
+            if text.len() > MAX_PASSWORD_BYTES {
+                return Err(format!(
+                    "Secret {name} key {key} is longer than {MAX_PASSWORD_BYTES} bytes, \
+                     more than bcrypt hashes"
                 ));
             }
             Ok(text)
@@ -254,11 +263,31 @@ mod tests {
             .data
             .as_mut()
             .unwrap()
-            .insert("ORAS_PULL_PASS".into(), ByteString(b"a:b".to_vec()));
+            .insert("ORAS_PULL_PASS".into(), ByteString(b"a\nb".to_vec()));
         assert!(
             Credentials::from_secret(&secret)
                 .unwrap_err()
-                .contains("key ORAS_PULL_PASS is empty or holds ':'")
+                .contains("key ORAS_PULL_PASS is empty or holds a newline")
+        );
+        let data = secret.data.as_mut().unwrap();
+        data.insert("ORAS_PULL_PASS".into(), ByteString(b"a:b".to_vec()));
+        assert!(
+            Credentials::from_secret(&secret).is_ok(),
+            "':' is fine in a password"
+        );
+        let data = secret.data.as_mut().unwrap();
+        data.insert("ORAS_USER".into(), ByteString(b"me:you".to_vec()));
+        assert!(
+            Credentials::from_secret(&secret).unwrap_err().contains(
+                "key ORAS_USER is empty or holds a newline (or, in the user name, a ':')"
+            )
+        );
+        let data = secret.data.as_mut().unwrap();
+        data.insert("ORAS_USER".into(), ByteString(b"me".to_vec()));
+        data.insert("ORAS_PUSH_PASS".into(), ByteString(vec![b'x'; 73]));
+        assert_eq!(
+            Credentials::from_secret(&secret).unwrap_err(),
+            "Secret oras-credentials key ORAS_PUSH_PASS is longer than 72 bytes, more than bcrypt hashes"
         );
     }
 
