@@ -123,3 +123,32 @@ fn rendered_chart_equals_the_dist_manifests() {
     dist.sort_by_key(key);
     assert_eq!(rendered, dist);
 }
+
+#[test]
+fn the_gate_runs_the_controller_image_also_when_pinned_by_digest() {
+    let digest = format!("sha256:{}", "7".repeat(64));
+    let output = helm(&[
+        "template",
+        "oras-operator",
+        "charts/oras-operator",
+        "--set",
+        &format!("image.digest={digest}"),
+        "--set",
+        "image.repository=registry.example/oras-controller",
+    ]);
+    let deployment = yaml_documents(&output)
+        .into_iter()
+        .find(|o| o["kind"] == "Deployment")
+        .unwrap();
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let image = format!("registry.example/oras-controller@{digest}");
+    assert_eq!(container["image"], image);
+    assert!(
+        container["args"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(format!("--gate-image={image}"))),
+        "{}",
+        container["args"]
+    );
+}

@@ -251,4 +251,8 @@ fn helm_renders_the_pushed_chart_with_the_pinned_controller(registry: &Registry,
         rendered.contains(&format!("image: \"{controller}\"")),
         "the Deployment runs {controller}:\n{rendered}"
     );
+    assert!(
+        rendered.contains(&format!("--gate-image={controller}")),
+        "the gate of caches with auth runs {controller} too:\n{rendered}"
+    );
 }
