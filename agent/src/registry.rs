@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use futures_util::{StreamExt, TryStreamExt};
 use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
-use oci_client::manifest::OciDescriptor;
+use oci_client::manifest::{OciDescriptor, OciImageIndex};
 use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, RegistryOperation};
+use oci_client::{Client, Reference, RegistryOperation};
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -287,26 +287,57 @@ impl Registry {
                     }
                 })
                 .map_err(OciDistributionError::IoError);
-            self.blob_client()
+            let pushed = self
+                .blob_client()
                 .push_blob_stream(oci, stream, digest, Some(size))
-                .await
+                .await;
+            self.confirm_without_location(pushed, digest).await
         })
         .await?;
         Ok(())
     }
 
-    /// Push a small in-memory blob (the config).
+    /// Some registries (go-containerregistry's, ECR for manifests) answer a completed
+    /// upload with 201 but no `Location`, which the client reports as an error. The
+    /// blob counts as stored only when the registry then says it has it (it checked the
+    /// digest when the upload completed).
+    async fn confirm_without_location(
+        &self,
+        pushed: Result<String, OciDistributionError>,
+        digest: &str,
+    ) -> Result<String, OciDistributionError> {
+        match pushed {
+            Err(OciDistributionError::RegistryNoLocationError) => {
+                if self
+                    .blob_client()
+                    .blob_exists(self.reference.oci(), digest)
+                    .await?
+                {
+                    tracing::debug!(%digest, "upload answered without Location; the registry has the blob");
+                    Ok(String::new())
+                } else {
+                    Err(OciDistributionError::RegistryNoLocationError)
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Push a small in-memory blob (a config, an attestation).
     pub async fn push_blob_bytes(
         &self,
-        data: &'static [u8],
+        data: bytes::Bytes,
         digest: &str,
     ) -> Result<(), RegistryError> {
         let oci = self.reference.oci();
-        self.with_retry("push config of", || async move {
-            let stream = futures_util::stream::iter([Ok(bytes::Bytes::from_static(data))]);
-            self.blob_client()
-                .push_blob_stream(oci, stream, digest, Some(data.len() as u64))
-                .await
+        let size = data.len() as u64;
+        self.with_retry(&format!("push blob {digest} to"), || async {
+            let stream = futures_util::stream::iter([Ok(data.clone())]);
+            let pushed = self
+                .blob_client()
+                .push_blob_stream(oci, stream, digest, Some(size))
+                .await;
+            self.confirm_without_location(pushed, digest).await
         })
         .await?;
         Ok(())
@@ -318,17 +349,76 @@ impl Registry {
         body: Vec<u8>,
         media_type: &str,
     ) -> Result<String, RegistryError> {
+        self.push_manifest_at(self.reference.oci().clone(), body, media_type)
+            .await
+    }
+
+    /// Push a manifest of this repository under `tag`; returns its digest.
+    pub async fn push_manifest_tagged(
+        &self,
+        tag: &str,
+        body: Vec<u8>,
+        media_type: &str,
+    ) -> Result<String, RegistryError> {
+        let target = self.in_repository(|registry, repository| {
+            Reference::with_tag(registry, repository, tag.to_string())
+        });
+        self.push_manifest_at(target, body, media_type).await
+    }
+
+    /// Push a manifest of this repository by its digest only (no tag); returns it.
+    pub async fn push_manifest_untagged(
+        &self,
+        body: Vec<u8>,
+        media_type: &str,
+    ) -> Result<String, RegistryError> {
+        let digest = sha256_digest(&body);
+        // The digest doubles as the tag: when a registry answers without `Location`,
+        // the client rebuilds the URL by stripping the tag from it, and panics when
+        // there is no tag at its end.
+        let target = self.in_repository(|registry, repository| {
+            Reference::with_tag_and_digest(registry, repository, digest.clone(), digest.clone())
+        });
+        self.push_manifest_at(target, body, media_type).await
+    }
+
+    fn in_repository(&self, make: impl FnOnce(String, String) -> Reference) -> Reference {
+        let oci = self.reference.oci();
+        make(
+            oci.resolve_registry().to_string(),
+            oci.repository().to_string(),
+        )
+    }
+
+    async fn push_manifest_at(
+        &self,
+        target: Reference,
+        body: Vec<u8>,
+        media_type: &str,
+    ) -> Result<String, RegistryError> {
         let digest = sha256_digest(&body);
         let content_type = http::HeaderValue::from_str(media_type)
             .map_err(|e| self.failed("push manifest of", e))?;
         let body = bytes::Bytes::from(body);
-        let oci = self.reference.oci();
         self.with_retry("push manifest of", || {
             self.blob_client()
-                .push_manifest_raw(oci, body.clone(), content_type.clone())
+                .push_manifest_raw(&target, body.clone(), content_type.clone())
         })
         .await?;
         Ok(digest)
+    }
+
+    /// The manifests whose `subject` is the manifest `digest` of this repository: the
+    /// registry's referrers API, else the referrers tag schema (`sha256-<hex>`); empty
+    /// when there are none.
+    pub async fn referrers(&self, digest: &str) -> Result<OciImageIndex, RegistryError> {
+        let subject = self.in_repository(|registry, repository| {
+            Reference::with_digest(registry, repository, digest.to_string())
+        });
+        self.with_retry("list the referrers of", || {
+            self.blob_client().pull_referrers(&subject, None)
+        })
+        .await
     }
 
     /// Fetch the raw manifest and its digest.

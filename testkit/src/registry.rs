@@ -1,5 +1,8 @@
 //! A real OCI registry for tests: Debian's `docker-registry` (CNCF distribution 2.8) on
-//! 127.0.0.1 with a free port and a temporary storage directory (deletes enabled).
+//! 127.0.0.1 with a free port and a temporary storage directory (deletes enabled); or
+//! go-containerregistry's registry with its referrers API on
+//! ([`Registry::start_with_referrers_api`], built by `make tools`), since neither
+//! distribution 2.8 nor 3.1 serves `GET /v2/<name>/referrers/<digest>`.
 //!
 //! The process is killed when the [`Registry`] is dropped, also when a test panics. It
 //! can be stopped and started again on the same port and storage, so tests can make the
@@ -65,6 +68,7 @@ pub fn free_port() -> Result<u16> {
 }
 
 pub struct Registry {
+    binary: PathBuf,
     child: Option<Child>,
     port: u16,
     storage: tempfile::TempDir,
@@ -80,20 +84,30 @@ impl Registry {
 
     /// Starts a registry on `port` (127.0.0.1) and waits until it answers.
     pub fn start_on(port: u16) -> Result<Self> {
-        Self::start_configured(port, None)
+        Self::start_configured(REGISTRY_BINARY.into(), port, None)
+    }
+
+    /// Starts go-containerregistry's registry with the referrers API
+    /// (`referrers-registry` from `make tools`) on a free port. It keeps everything in
+    /// memory: a restart starts empty.
+    pub fn start_with_referrers_api() -> Result<Self> {
+        let binary =
+            crate::tools::tool("referrers-registry").map_err(|missing| RegistryError::Io {
+                action: "find the registry with the referrers API".into(),
+                source: io::Error::new(io::ErrorKind::NotFound, missing.to_string()),
+            })?;
+        Self::start_configured(binary, free_port()?, None)
     }
 
     /// Starts a registry on a free port that requires HTTP basic authentication with
     /// the given `htpasswd` line (`user:bcrypt-hash`).
     pub fn start_with_htpasswd(htpasswd_line: &str) -> Result<Self> {
-        Self::start_configured(free_port()?, Some(htpasswd_line))
+        Self::start_configured(REGISTRY_BINARY.into(), free_port()?, Some(htpasswd_line))
     }
 
-    fn start_configured(port: u16, htpasswd_line: Option<&str>) -> Result<Self> {
-        if !Path::new(REGISTRY_BINARY).exists() {
-            return Err(RegistryError::Missing {
-                binary: REGISTRY_BINARY.into(),
-            });
+    fn start_configured(binary: PathBuf, port: u16, htpasswd_line: Option<&str>) -> Result<Self> {
+        if !binary.exists() {
+            return Err(RegistryError::Missing { binary });
         }
         let storage = tempfile::Builder::new()
             .prefix("oras-test-registry.")
@@ -120,6 +134,7 @@ impl Registry {
         std::fs::write(&config, text).map_err(io_error("write the registry's config"))?;
         let log = storage.path().join("registry.log");
         let mut registry = Self {
+            binary,
             child: None,
             port,
             storage,
@@ -144,14 +159,18 @@ impl Registry {
         let log_err = log
             .try_clone()
             .map_err(io_error("open the registry's log"))?;
-        let child = Command::new(REGISTRY_BINARY)
-            .arg("serve")
-            .arg(&self.config)
+        let mut command = Command::new(&self.binary);
+        if self.binary == Path::new(REGISTRY_BINARY) {
+            command.arg("serve").arg(&self.config);
+        } else {
+            command.arg(format!("127.0.0.1:{}", self.port));
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
             .spawn()
-            .map_err(io_error(format!("start {REGISTRY_BINARY}")))?;
+            .map_err(io_error(format!("start {}", self.binary.display())))?;
         self.child = Some(child);
         self.wait_ready()
     }

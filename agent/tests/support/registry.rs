@@ -32,6 +32,18 @@ impl TestRegistry {
         Self::wrap(Registry::start_with_htpasswd(htpasswd_line))
     }
 
+    /// go-containerregistry's registry with the referrers API (from `make tools`).
+    pub fn start_with_referrers_api() -> Self {
+        Self::wrap(Registry::start_with_referrers_api())
+    }
+
+    /// The tags of `repository`.
+    pub fn tags(&self, repository: &str) -> Vec<String> {
+        self.inner
+            .tags(repository)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     pub fn start_on(port: u16) -> Self {
         Self::wrap(Registry::start_on(port))
     }
