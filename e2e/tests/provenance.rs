@@ -255,6 +255,7 @@ fn the_workflow_outputs_carry_their_provenance_attestation_and_lineage() {
         )
         .unwrap();
     let dot = String::from_utf8(dot.stdout).unwrap();
+    println!("{dot}");
     assert!(dot.starts_with("digraph lineage {"), "{dot}");
     assert!(dot.contains("n1 -> n0;"), "{dot}");
     let json = local
@@ -270,6 +271,26 @@ fn the_workflow_outputs_carry_their_provenance_attestation_and_lineage() {
         nodes.iter().any(|n| n["digest"] == results_digest.as_str()
             && n["provenance"]["pod"] == "default/simulate"),
         "{graph}"
+    );
+
+    // The example's step 2 is memoized: run again on the same inputs, it does not run.
+    let again = local
+        .run(&example("examples/workflow/step2-summarize.yaml"))
+        .unwrap();
+    assert_eq!(
+        again.report.phase,
+        Phase::Succeeded,
+        "{}",
+        again.report.summary()
+    );
+    let launcher = again.report.container("summarize").unwrap().log();
+    assert!(
+        launcher.contains("memoized: ") && launcher.contains("made by pod default/summarize"),
+        "{launcher}"
+    );
+    assert_eq!(
+        manifest(&local, "workflow/summarize", "summary").1,
+        summary_digest
     );
 }
 

@@ -142,7 +142,12 @@ fn memoize_gives_init_the_key_the_sidecar_records() {
             json!(digest)
         ]
     );
-    assert!(inits[1]["args"].as_array().unwrap().contains(&json!(digest)));
+    assert!(
+        inits[1]["args"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(digest))
+    );
     // The application container gets nothing of it.
     assert!(pod["spec"]["containers"][0].get("env").is_none());
 }

@@ -131,35 +131,34 @@ fn short(digest: &str) -> &str {
     digest.get(..end).unwrap_or(digest)
 }
 
-/// One line about how a node was made.
-fn describe(node: &Node) -> String {
+/// What is known about how a node was made, one fact per item.
+fn describe(node: &Node) -> Vec<String> {
     if let Some(reason) = &node.missing {
-        return format!("missing: {reason}");
+        return vec![format!("missing: {reason}")];
     }
     let Some(provenance) = &node.provenance else {
-        return "no provenance (pushed by another tool)".to_string();
+        return vec!["no provenance (pushed by another tool)".to_string()];
     };
-    let mut parts = Vec::new();
+    let mut facts = Vec::new();
     if let Some(pod) = &provenance.pod {
-        parts.push(format!("pod {pod}"));
+        facts.push(format!("pod {pod}"));
     }
     if let Some(workload) = &provenance.workload {
-        parts.push(workload.clone());
+        facts.push(workload.clone());
     }
     if let Some(image) = &provenance.image {
-        parts.push(format!("image {image}"));
+        facts.push(format!("image {image}"));
     }
     if let Some(code) = provenance.exit_code {
-        parts.push(format!("exit {code}"));
+        facts.push(format!("exit {code}"));
     }
     if let Some(finished) = &provenance.finished {
-        parts.push(format!("finished {finished}"));
+        facts.push(format!("finished {finished}"));
     }
-    if parts.is_empty() {
-        "made by an unnamed run".to_string()
-    } else {
-        parts.join(", ")
+    if facts.is_empty() {
+        facts.push("made by an unnamed run".to_string());
     }
+    facts
 }
 
 impl Graph {
@@ -201,7 +200,11 @@ impl Graph {
             return;
         }
         printed[id] = true;
-        let _ = writeln!(out, "{first}{name}\n{rest}    {}", describe(node));
+        let _ = writeln!(
+            out,
+            "{first}{name}\n{rest}    {}",
+            describe(node).join(", ")
+        );
         let inputs: Vec<usize> = self.inputs_of(id).collect();
         for (index, input) in inputs.iter().enumerate() {
             let last = index + 1 == inputs.len();
@@ -225,7 +228,11 @@ impl Graph {
         let mut out = String::from("digraph lineage {\n  rankdir=LR;\n  node [shape=box];\n");
         for node in &self.nodes {
             let digest = node.digest.as_deref().map(short).unwrap_or("?");
-            let label = format!("{}\n{digest}\n{}", node.reference, describe(node));
+            let name = node
+                .reference
+                .split_once('@')
+                .map_or(node.reference.as_str(), |(name, _)| name);
+            let label = format!("{name}\n{digest}\n{}", describe(node).join("\n"));
             let style = if node.missing.is_some() {
                 ", style=dashed"
             } else {
