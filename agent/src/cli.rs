@@ -29,6 +29,8 @@ pub enum Command {
     Pull(PullArgs),
     /// List the tags of a repository.
     Tags(TagsArgs),
+    /// Delete the tags a retention policy does not keep (and their referrers).
+    Prune(PruneArgs),
     /// Print the steps behind an artifact: its provenance, then its inputs', recursively.
     Lineage(LineageArgs),
     /// Pod role: install the agent into the share and pull the inputs.
@@ -107,6 +109,33 @@ pub struct LineageArgs {
     pub format: LineageFormat,
     /// Artifact to start from: host[:port]/repository[:tag|@digest].
     pub reference: String,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "A tag is dated by its manifest's org.opencontainers.image.created \
+    annotation (oras-agent and oras push set it). Undated tags are never deleted by age \
+    and count as the oldest for --keep-last. A manifest still tagged by a kept tag is never \
+    deleted; referrers (such as provenance attestations) go with their subject. Deleting \
+    frees space only once the registry's garbage collector runs."
+)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub transport: TransportArgs,
+    /// Keep the N newest tags of each repository.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<usize>,
+    /// Delete tags created longer ago than this: 90s, 30m, 12h, 7d, 2w.
+    #[arg(long, value_name = "DURATION", value_parser = crate::prune::policy::parse_age)]
+    pub max_age: Option<std::time::Duration>,
+    /// Print what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// A tag never deleted, repeatable.
+    #[arg(long, value_name = "TAG")]
+    pub protect: Vec<String>,
+    /// The registry, and optionally a repository prefix: host[:port][/prefix].
+    pub target: String,
 }
 
 #[derive(Debug, Args)]
@@ -193,6 +222,7 @@ impl Command {
             Command::Push(a) => a.transport.debug,
             Command::Pull(a) => a.transport.debug,
             Command::Tags(a) => a.transport.debug,
+            Command::Prune(a) => a.transport.debug,
             Command::Lineage(a) => a.transport.debug,
             Command::Init(a) => a.transport.debug,
             Command::Launch(a) => a.debug,

@@ -9,6 +9,7 @@ mod launch;
 mod layout;
 mod progress;
 mod provenance;
+mod prune;
 mod reference;
 mod registry;
 mod share;
@@ -118,6 +119,40 @@ fn run(command: Command) -> Result<ExitCode> {
             for tag in tags {
                 println!("{tag}");
             }
+        }
+        Command::Prune(args) => {
+            let target = prune::Target::parse(&args.target)?;
+            let policy = prune::policy::RetentionPolicy {
+                keep_last: args.keep_last,
+                max_age: args.max_age,
+                protect: args.protect.into_iter().collect(),
+            };
+            let report = runtime()?.block_on(prune::run(
+                &target,
+                &policy,
+                args.dry_run,
+                &connection(args.transport.plain_http),
+            ))?;
+            for line in &report.lines {
+                println!("{line}");
+            }
+            println!(
+                "{} {} manifests ({} tags) and {} referrers; {} bytes of layers no longer have a tag{}",
+                if args.dry_run {
+                    "would delete"
+                } else {
+                    "deleted"
+                },
+                report.manifests,
+                report.tags,
+                report.referrers,
+                report.untagged_bytes,
+                if args.dry_run || report.untagged_bytes == 0 {
+                    ""
+                } else {
+                    " (the registry's garbage collector frees them)"
+                }
+            );
         }
         Command::Lineage(args) => {
             ArtifactRef::parse(&args.reference)?;

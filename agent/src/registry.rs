@@ -143,6 +143,7 @@ pub struct Registry {
     auth: RegistryAuth,
     mode: Mode,
     retry: RetryPolicy,
+    plain_http: bool,
 }
 
 impl Registry {
@@ -169,6 +170,7 @@ impl Registry {
             auth,
             mode: Mode::Tokens(probe.clone()),
             retry,
+            plain_http,
         };
         let ops: &[RegistryOperation] = match op {
             Operation::Pull => &[RegistryOperation::Pull],
@@ -449,6 +451,110 @@ impl Registry {
             tracing::debug!(reported = %digest, %actual, "registry reported another manifest digest");
         }
         Ok((body, actual))
+    }
+
+    /// The manifest of this repository under `tag` (or digest): its raw body and digest.
+    pub async fn pull_manifest_of(
+        &self,
+        tag_or_digest: &str,
+        accepted: &[&str],
+    ) -> Result<(bytes::Bytes, String), RegistryError> {
+        let target = self.in_repository(|registry, repository| {
+            if tag_or_digest.contains(':') {
+                Reference::with_digest(registry, repository, tag_or_digest.to_string())
+            } else {
+                Reference::with_tag(registry, repository, tag_or_digest.to_string())
+            }
+        });
+        let (body, _) = self
+            .with_retry("pull manifest of", || async {
+                self.manifest_client()
+                    .pull_manifest_raw(&target, &self.auth, accepted)
+                    .await
+            })
+            .await?;
+        let digest = sha256_digest(&body);
+        if tag_or_digest.contains(':') && tag_or_digest != digest {
+            return Err(RegistryError::DigestMismatch {
+                reference: format!("{}@{tag_or_digest}", self.reference),
+                expected: tag_or_digest.to_string(),
+                actual: digest,
+                size: body.len() as u64,
+            });
+        }
+        Ok((body, digest))
+    }
+
+    /// Every repository of the registry (`/v2/_catalog`, all pages).
+    pub async fn catalog(&self) -> Result<Vec<String>, RegistryError> {
+        let oci = self.reference.oci();
+        let mut repositories: Vec<String> = Vec::new();
+        loop {
+            let last = repositories.last().cloned();
+            let page = self
+                .with_retry("list the repositories of", || async {
+                    self.manifest_client()
+                        .catalog(oci, &self.auth, Some(1000), last.as_deref())
+                        .await
+                })
+                .await?;
+            let full = page.repositories.len() == 1000;
+            repositories.extend(page.repositories);
+            if !full {
+                return Ok(repositories);
+            }
+        }
+    }
+
+    /// Delete the manifest `digest` of this repository (and so every tag on it).
+    /// Registries with basic or no authentication only: `oci-client` has no delete, and
+    /// its tokens are not reachable from here.
+    pub async fn delete_manifest(&self, digest: &str) -> Result<(), RegistryError> {
+        let oci = self.reference.oci();
+        let url = format!(
+            "{}://{}/v2/{}/manifests/{digest}",
+            if self.plain_http { "http" } else { "https" },
+            oci.resolve_registry(),
+            oci.repository()
+        );
+        let action = format!("delete manifest {digest} of");
+        let client = reqwest::Client::new();
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let mut request = client.delete(&url);
+            match &self.auth {
+                RegistryAuth::Basic(user, password) => {
+                    request = request.basic_auth(user, Some(password));
+                }
+                RegistryAuth::Bearer(token) => request = request.bearer_auth(token),
+                _ => {}
+            }
+            let status = match request.send().await {
+                Ok(response) => response.status(),
+                Err(err) if start.elapsed() + delay <= self.retry.budget => {
+                    tracing::warn!("cannot {action} {} yet ({err}); retrying", self.reference);
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(3));
+                    continue;
+                }
+                Err(err) => return Err(self.failed(&action, error_chain(&err))),
+            };
+            match status.as_u16() {
+                200..=299 | 404 => return Ok(()),
+                429 | 500..=599 if start.elapsed() + delay <= self.retry.budget => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(3));
+                }
+                405 => {
+                    return Err(self.failed(
+                        &action,
+                        "the registry does not allow deletes (405; distribution needs storage.delete.enabled)",
+                    ));
+                }
+                _ => return Err(self.failed(&action, format!("the registry answered {status}"))),
+            }
+        }
     }
 
     /// List the repository's tags.

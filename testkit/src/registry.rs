@@ -234,6 +234,11 @@ impl Registry {
         format!("{}/{repository_and_tag}", self.host())
     }
 
+    /// The registry's configuration file (what `docker-registry garbage-collect` reads).
+    pub fn config_path(&self) -> PathBuf {
+        self.config.clone()
+    }
+
     /// The directory the registry stores its data in.
     pub fn storage_dir(&self) -> PathBuf {
         self.storage.path().join("data")
