@@ -174,7 +174,17 @@ async fn prune_repository(
         .collect();
     let mut freed: BTreeMap<String, u64> = BTreeMap::new();
     let verb = if dry_run { "would delete" } else { "deleted" };
+    let listed: BTreeSet<&str> = tagged.iter().map(|t| t.tag.as_str()).collect();
     for manifest in &doomed {
+        // A tag pushed since the listing may point at this manifest (same content):
+        // deleting by digest would take it too, so such a manifest stays.
+        if let Some(tag) = new_tag_on(&registry, &listed, &manifest.digest).await? {
+            report.lines.push(format!(
+                "kept {host}/{repository}@{}: tag {tag} was pushed on it meanwhile",
+                manifest.digest
+            ));
+            continue;
+        }
         // Referrers first: a referrer without its subject would be an orphan.
         let referrers = registry.referrers(&manifest.digest).await?;
         for referrer in &referrers.manifests {
@@ -226,6 +236,24 @@ async fn prune_repository(
     Ok(())
 }
 
+/// A tag that was not in `listed` and now points at `digest`.
+async fn new_tag_on(
+    registry: &Registry,
+    listed: &BTreeSet<&str>,
+    digest: &str,
+) -> Result<Option<String>> {
+    for tag in registry.list_tags().await? {
+        if listed.contains(tag.as_str()) || is_referrers_tag(&tag) {
+            continue;
+        }
+        let (_, now_at) = registry.pull_manifest_of(&tag, ACCEPTED).await?;
+        if now_at == digest {
+            return Ok(Some(tag));
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,6 +272,43 @@ mod tests {
             Target::parse("localhost:5000/Bad Name").unwrap_err()
         );
         assert!(err.contains("\"localhost:5000/Bad Name\""), "{err}");
+    }
+
+    #[test]
+    fn a_tag_pushed_after_the_listing_onto_a_doomed_manifest_is_seen() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let registry = oras_testkit::Registry::start().unwrap();
+        let layer = registry.upload_blob("race/a", b"same\n").unwrap();
+        let config = registry.upload_blob("race/a", b"{}").unwrap();
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": layout::MANIFEST_MEDIA_TYPE,
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config, "size": 2},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": 5}]
+        });
+        registry.put_manifest("race/a", "old", &manifest).unwrap();
+        let reference = ArtifactRef::parse(&registry.reference("race/a")).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let connection = Connection {
+            plain_http: true,
+            retry: crate::registry::RetryPolicy {
+                budget: std::time::Duration::from_secs(5),
+            },
+        };
+        let found = runtime.block_on(async {
+            let client = Registry::connect(&reference, Operation::Push, true, connection.retry)
+                .await
+                .unwrap();
+            let (_, digest) = client.pull_manifest_of("old", ACCEPTED).await.unwrap();
+            let listed = BTreeSet::from(["old"]);
+            let before = new_tag_on(&client, &listed, &digest).await.unwrap();
+            registry.put_manifest("race/a", "new", &manifest).unwrap();
+            (before, new_tag_on(&client, &listed, &digest).await.unwrap())
+        });
+        assert_eq!(found, (None, Some("new".to_string())));
     }
 
     #[test]
