@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make tools: builds the pinned upstream tools that the real-part tests run (the oras Go
-# CLI, helm, crane, a registry, etcd, CoreDNS, Kubernetes' own binaries, and actionlint
+# CLI, helm, crane, two registries, etcd, CoreDNS, Kubernetes' own binaries, and actionlint
 # for the GitHub workflows) from their Go
 # modules into a cache outside the repository, one folder per tool and version, and links
 # the current ones into its bin/. A tool whose folder exists is not built again.
@@ -15,6 +15,7 @@ export CGO_ENABLED=0 GOFLAGS=-trimpath
 
 kubernetes_version=v1.29.15
 etcd_version=$(sed -n 's#^require go.etcd.io/etcd/server/v3 \(v.*\)#\1#p' "$root/tools/etcd/go.mod")
+ggcr_version=$(sed -n 's#^require github.com/google/go-containerregistry \(v.*\)#\1#p' "$root/tools/referrers-registry/go.mod")
 
 # link NAME DIR: makes bin/NAME point at DIR/NAME.
 link() { ln -sfn "../$(basename "$2")/$1" "$bin/$1"; }
@@ -48,6 +49,7 @@ kubernetes() {
 }
 
 etcd() { (cd "$root/tools/etcd" && go build -ldflags "-s -w" -o "$out/etcd" .); }
+referrers_registry() { (cd "$root/tools/referrers-registry" && go build -ldflags "-s -w" -o "$out/referrers-registry" .); }
 
 build oras-v1.3.6 oras -- go_install oras.land/oras/cmd/oras@v1.3.6
 build helm-v3.22.0 helm -- go_install helm.sh/helm/v3/cmd/helm@v3.22.0
@@ -57,5 +59,6 @@ build coredns-v1.15.0 coredns -- go_install github.com/coredns/coredns@v1.15.0
 # From the Go proxy: actionlint's PyPI wrapper downloads its binary from GitHub.
 build actionlint-v1.7.12 actionlint -- go_install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 build "etcd-$etcd_version" etcd -- etcd
+build "referrers-registry-$ggcr_version" referrers-registry -- referrers_registry
 build "kubernetes-$kubernetes_version" kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl -- kubernetes
 echo "tools in $bin"

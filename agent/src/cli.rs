@@ -29,6 +29,10 @@ pub enum Command {
     Pull(PullArgs),
     /// List the tags of a repository.
     Tags(TagsArgs),
+    /// Delete the tags a retention policy does not keep (and their referrers).
+    Prune(PruneArgs),
+    /// Print the steps behind an artifact: its provenance, then its inputs', recursively.
+    Lineage(LineageArgs),
     /// Pod role: install the agent into the share and pull the inputs.
     #[command(name = subcommands::INIT)]
     Init(InitArgs),
@@ -86,6 +90,54 @@ pub struct TagsArgs {
     pub repository: String,
 }
 
+/// How `lineage` prints the graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LineageFormat {
+    /// An indented tree from the artifact down to its inputs.
+    Tree,
+    /// Graphviz (`dot -Tsvg`), arrows from inputs to what they made.
+    Dot,
+    /// Nodes and edges as JSON.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct LineageArgs {
+    #[command(flatten)]
+    pub transport: TransportArgs,
+    #[arg(long, value_enum, default_value = "tree")]
+    pub format: LineageFormat,
+    /// Artifact to start from: host[:port]/repository[:tag|@digest].
+    pub reference: String,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "A tag is dated by its manifest's org.opencontainers.image.created \
+    annotation (oras-agent and oras push set it). Undated tags are never deleted by age \
+    and count as the oldest for --keep-last. A manifest still tagged by a kept tag is never \
+    deleted; referrers (such as provenance attestations) go with their subject. Deleting \
+    frees space only once the registry's garbage collector runs."
+)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub transport: TransportArgs,
+    /// Keep the N newest tags of each repository.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<usize>,
+    /// Delete tags created longer ago than this: 90s, 30m, 12h, 7d, 2w.
+    #[arg(long, value_name = "DURATION", value_parser = crate::prune::policy::parse_age)]
+    pub max_age: Option<std::time::Duration>,
+    /// Print what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// A tag never deleted, repeatable.
+    #[arg(long, value_name = "TAG")]
+    pub protect: Vec<String>,
+    /// The registry, and optionally a repository prefix: host[:port][/prefix].
+    pub target: String,
+}
+
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// The share directory (/mnt/oras in a pod).
@@ -97,6 +149,19 @@ pub struct InitArgs {
     /// Keep directory archives packed.
     #[arg(long = flags::NO_UNPACK)]
     pub no_unpack: bool,
+    /// Skip the application when the output already records the same inputs, image
+    /// and command.
+    #[arg(long = flags::MEMOIZE, requires_all = ["output", "image", "command_digest"])]
+    pub memoize: bool,
+    /// With --memoize: the output reference.
+    #[arg(long = flags::OUTPUT, requires = "memoize")]
+    pub output: Option<String>,
+    /// With --memoize: the launcher's image as written in the pod spec.
+    #[arg(long = flags::IMAGE, requires = "memoize")]
+    pub image: Option<String>,
+    /// With --memoize: sha256 of the application's argv as a JSON array.
+    #[arg(long = flags::COMMAND_DIGEST, requires = "memoize")]
+    pub command_digest: Option<String>,
     #[command(flatten)]
     pub transport: TransportArgs,
 }
@@ -137,6 +202,12 @@ pub struct SidecarArgs {
     /// Reference the output is pushed to.
     #[arg(long = flags::OUTPUT)]
     pub output: String,
+    /// The launcher's image as written in the pod spec (recorded in the provenance).
+    #[arg(long = flags::IMAGE)]
+    pub image: Option<String>,
+    /// sha256 of the application's argv as a JSON array (recorded in the provenance).
+    #[arg(long = flags::COMMAND_DIGEST)]
+    pub command_digest: Option<String>,
     /// Push the output even when the application failed.
     #[arg(long = flags::PUSH_ON_FAILURE)]
     pub push_on_failure: bool,
@@ -151,6 +222,8 @@ impl Command {
             Command::Push(a) => a.transport.debug,
             Command::Pull(a) => a.transport.debug,
             Command::Tags(a) => a.transport.debug,
+            Command::Prune(a) => a.transport.debug,
+            Command::Lineage(a) => a.transport.debug,
             Command::Init(a) => a.transport.debug,
             Command::Launch(a) => a.debug,
             Command::Sidecar(a) => a.transport.debug,
@@ -162,7 +235,9 @@ impl Command {
 mod tests {
     use super::*;
     use clap::CommandFactory;
-    use oras_contract::agent_args::{InitCommand, LaunchCommand, SidecarCommand, Transport};
+    use oras_contract::agent_args::{
+        InitCommand, LaunchCommand, MemoizeKey, SidecarCommand, Transport,
+    };
 
     fn parse(argv: Vec<String>) -> Command {
         let mut full = vec!["oras-agent".to_string()];
@@ -181,6 +256,7 @@ mod tests {
             share: "/mnt/oras".into(),
             inputs: vec!["r:5000/a:1".into(), "r:5000/b:2".into()],
             unpack: false,
+            memoize: None,
             transport: Transport {
                 plain_http: true,
                 debug: true,
@@ -194,6 +270,31 @@ mod tests {
         assert!(args.no_unpack);
         assert!(args.transport.plain_http);
         assert!(args.transport.debug);
+        assert!(!args.memoize && args.output.is_none());
+
+        let memoized = InitCommand {
+            memoize: Some(MemoizeKey {
+                output: "r:5000/out:1".into(),
+                image: "busybox".into(),
+                command_digest: "sha256:cc".into(),
+            }),
+            ..init
+        };
+        let Command::Init(args) = parse(memoized.argv()) else {
+            panic!("not init")
+        };
+        assert!(args.memoize);
+        assert_eq!(args.output.as_deref(), Some("r:5000/out:1"));
+        assert_eq!(args.image.as_deref(), Some("busybox"));
+        assert_eq!(args.command_digest.as_deref(), Some("sha256:cc"));
+    }
+
+    #[test]
+    fn memoize_needs_its_key() {
+        let err = Cli::try_parse_from(["oras-agent", "init", "--share", "/s", "--memoize"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--output"), "{err}");
     }
 
     #[test]
@@ -245,6 +346,8 @@ mod tests {
         let sidecar = SidecarCommand {
             share: "/mnt/oras".into(),
             output: "r:5000/out:latest".into(),
+            image: Some("ghcr.io/x/app:2".into()),
+            command_digest: Some("sha256:cd".into()),
             push_on_failure: true,
             transport: Transport {
                 plain_http: true,
@@ -255,6 +358,8 @@ mod tests {
             panic!("not sidecar")
         };
         assert_eq!(args.output, sidecar.output);
+        assert_eq!(args.image, sidecar.image);
+        assert_eq!(args.command_digest, sidecar.command_digest);
         assert!(args.push_on_failure && args.transport.plain_http && !args.transport.debug);
     }
 

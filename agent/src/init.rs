@@ -1,20 +1,25 @@
-//! The `init` role (container `oras-init`): install the agent into the share, then pull
-//! every input into `inputs/<n>/`, in order.
+//! The `init` role (container `oras-init`): install the agent into the share, pull
+//! every input into `inputs/<n>/`, in order, and record what was pulled. With
+//! `--memoize`, decide whether the application needs to run at all.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use oras_contract::agent_args::MemoizeKey;
 
+use crate::provenance::memoize::{self, Decision};
+use crate::provenance::pinned_input;
 use crate::reference::ArtifactRef;
-use crate::share::ShareDir;
+use crate::share::{MemoizedRecord, ShareDir};
 use crate::transfer::{self, Connection};
 
 pub struct InitOptions {
     pub share: ShareDir,
     pub inputs: Vec<ArtifactRef>,
     pub unpack: bool,
+    pub memoize: Option<MemoizeKey>,
     pub connection: Connection,
 }
 
@@ -22,6 +27,7 @@ pub async fn run(options: InitOptions) -> Result<()> {
     let share = &options.share;
     share.create_layout()?;
     install_agent(share)?;
+    let mut pinned = Vec::with_capacity(options.inputs.len());
     for (index, input) in options.inputs.iter().enumerate() {
         let number = index + 1;
         let dir = share.input_dir(number);
@@ -33,6 +39,31 @@ pub async fn run(options: InitOptions) -> Result<()> {
             pulled.digest,
             dir.display()
         );
+        pinned.push(pinned_input(input, &pulled.digest));
+    }
+    share.write_inputs(&pinned)?;
+    if let Some(key) = &options.memoize {
+        match memoize::check(key, &pinned, &options.connection).await {
+            Decision::Run(reason) => tracing::info!("not memoized: {reason}; the application runs"),
+            Decision::Skip {
+                digest,
+                pod,
+                finished,
+            } => {
+                tracing::info!(
+                    "memoized: {} ({digest}) was made by pod {} at {} from the same inputs, image and command",
+                    key.output,
+                    pod.as_deref().unwrap_or("(unknown)"),
+                    finished.as_deref().unwrap_or("(unknown time)")
+                );
+                share.write_memoized(&MemoizedRecord {
+                    output: key.output.clone(),
+                    digest,
+                    pod,
+                    finished,
+                })?;
+            }
+        }
     }
     Ok(())
 }

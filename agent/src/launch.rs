@@ -1,9 +1,10 @@
 //! The `launch` role: wraps the application's command in the launcher container.
 //!
 //! Places the inputs, runs the command with stdio passed through (and tee-ed to the
-//! output pipe), forwards SIGTERM and SIGINT, stages the output, records the exit code,
-//! waits for the sidecar's push result, and exits with the application's code (or
-//! non-zero when the application succeeded but its output was not stored).
+//! output pipe), forwards SIGTERM and SIGINT, stages the output, records the run (argv,
+//! start, finish) and then the exit code, waits for the sidecar's push result, and exits
+//! with the application's code (or non-zero when the application succeeded but its
+//! output was not stored). When init memoized the step, the application does not run.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -21,7 +22,8 @@ use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIG
 use signal_hook::iterator::Signals;
 
 use crate::fsutil;
-use crate::share::{self, PushRecord, ShareDir, Waited};
+use crate::layout::now_rfc3339;
+use crate::share::{self, PushRecord, RunRecord, ShareDir, Waited};
 
 /// Exit code when the command cannot be started (as a shell does).
 const NOT_STARTED: i32 = 127;
@@ -55,11 +57,31 @@ pub fn run(options: LaunchOptions) -> i32 {
     if let Err(err) = share.clear_run_records() {
         tracing::error!("{err}");
     }
+    match share.read_memoized() {
+        Ok(Some(memoized)) => {
+            tracing::info!(
+                "memoized: {} ({}) was made by pod {} at {} from the same inputs, image and command; the application does not run",
+                memoized.output,
+                memoized.digest,
+                memoized.pod.as_deref().unwrap_or("(unknown)"),
+                memoized.finished.as_deref().unwrap_or("(unknown time)")
+            );
+            record_exit(share, 0);
+            return if options.wait_push {
+                wait_for_push(share, 0, push_wait_from_env())
+            } else {
+                0
+            };
+        }
+        Ok(None) => {}
+        Err(err) => tracing::warn!("{err}: the application runs"),
+    }
     if let Err(err) = place_inputs(share, options.input_path.as_deref()) {
         tracing::error!("{err:#}");
         record_exit(share, PUSH_FAILED);
         return PUSH_FAILED;
     }
+    let started = now_rfc3339();
     let code = match run_application(&options.command, options.output_pipe.as_deref()) {
         Ok(code) => code,
         Err(err) => {
@@ -67,12 +89,20 @@ pub fn run(options: LaunchOptions) -> i32 {
             NOT_STARTED
         }
     };
+    let run = RunRecord {
+        argv: options.command.clone(),
+        started,
+        finished: now_rfc3339(),
+    };
     tracing::info!("the application exited with code {code}");
     if let Some(output) = &options.output_path
         && (code == 0 || options.push_on_failure)
         && let Err(err) = stage_output(share, output)
     {
         tracing::error!("{err:#} (exit code {code} kept)");
+    }
+    if let Err(err) = share.write_run(&run) {
+        tracing::error!("cannot record the run for its provenance: {err}");
     }
     record_exit(share, code);
     if !options.wait_push {

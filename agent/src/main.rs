@@ -8,6 +8,8 @@ mod init;
 mod launch;
 mod layout;
 mod progress;
+mod provenance;
+mod prune;
 mod reference;
 mod registry;
 mod share;
@@ -20,7 +22,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, LineageFormat};
+use oras_contract::agent_args::MemoizeKey;
 use reference::ArtifactRef;
 use registry::RetryPolicy;
 use share::ShareDir;
@@ -85,14 +88,14 @@ fn run(command: Command) -> Result<ExitCode> {
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let digest = runtime()?.block_on(transfer::push(
+            let pushed = runtime()?.block_on(transfer::push(
                 &reference,
                 &sources,
                 annotations,
                 &connection(args.transport.plain_http),
                 &std::env::temp_dir(),
             ))?;
-            println!("{digest}");
+            println!("{}", pushed.digest);
         }
         Command::Pull(args) => {
             let reference = ArtifactRef::parse(&args.reference)?;
@@ -117,6 +120,68 @@ fn run(command: Command) -> Result<ExitCode> {
                 println!("{tag}");
             }
         }
+        Command::Prune(args) => {
+            let target = prune::Target::parse(&args.target)?;
+            let policy = prune::policy::RetentionPolicy {
+                keep_last: args.keep_last,
+                max_age: args.max_age,
+                protect: args.protect.into_iter().collect(),
+            };
+            let report = runtime()?.block_on(prune::run(
+                &target,
+                &policy,
+                args.dry_run,
+                &connection(args.transport.plain_http),
+            ))?;
+            for line in &report.lines {
+                println!("{line}");
+            }
+            println!(
+                "{} {} manifests ({} tags) and {} referrers; {} bytes of layers no longer have a tag{}",
+                if args.dry_run {
+                    "would delete"
+                } else {
+                    "deleted"
+                },
+                report.manifests,
+                report.tags,
+                report.referrers,
+                report.untagged_bytes,
+                if args.dry_run || report.untagged_bytes == 0 {
+                    ""
+                } else {
+                    " (the registry's garbage collector frees them)"
+                }
+            );
+        }
+        Command::Lineage(args) => {
+            ArtifactRef::parse(&args.reference)?;
+            let connection = connection(args.transport.plain_http);
+            let graph = runtime()?.block_on(provenance::lineage::build(&args.reference, |text| {
+                let connection = connection.clone();
+                async move {
+                    let reference = ArtifactRef::parse(&text).map_err(|e| e.to_string())?;
+                    transfer::manifest_annotations(&reference, &connection)
+                        .await
+                        .map(|(digest, annotations)| provenance::lineage::Fetched {
+                            digest,
+                            annotations,
+                        })
+                        .map_err(|e| format!("{e:#}"))
+                }
+            }));
+            if let Some(reason) = &graph.nodes[graph.root].missing {
+                bail!("cannot read {}: {reason}", args.reference);
+            }
+            print!(
+                "{}",
+                match args.format {
+                    LineageFormat::Tree => graph.to_tree(),
+                    LineageFormat::Dot => graph.to_dot(),
+                    LineageFormat::Json => graph.to_json(),
+                }
+            );
+        }
         Command::Init(args) => {
             let inputs = args
                 .inputs
@@ -124,10 +189,19 @@ fn run(command: Command) -> Result<ExitCode> {
                 .map(|text| ArtifactRef::parse(text))
                 .collect::<Result<Vec<_>, _>>()?;
             tracing::debug!(share = %args.share.display(), ?inputs, unpack = !args.no_unpack, plain_http = args.transport.plain_http, "init");
+            let memoize = match (args.memoize, args.output, args.image, args.command_digest) {
+                (true, Some(output), Some(image), Some(command_digest)) => Some(MemoizeKey {
+                    output,
+                    image,
+                    command_digest,
+                }),
+                _ => None,
+            };
             runtime()?.block_on(init::run(init::InitOptions {
                 share: ShareDir::new(args.share),
                 inputs,
                 unpack: !args.no_unpack,
+                memoize,
                 connection: connection(args.transport.plain_http),
             }))?;
         }
@@ -150,6 +224,8 @@ fn run(command: Command) -> Result<ExitCode> {
             sidecar::run(sidecar::SidecarOptions {
                 share: ShareDir::new(args.share),
                 output,
+                image: args.image,
+                command_digest: args.command_digest,
                 push_on_failure: args.push_on_failure,
                 connection: connection(args.transport.plain_http),
             })?;

@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use futures_util::{StreamExt, TryStreamExt};
 use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
-use oci_client::manifest::OciDescriptor;
+use oci_client::manifest::{OciDescriptor, OciImageIndex};
 use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, RegistryOperation};
+use oci_client::{Client, Reference, RegistryOperation};
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -143,6 +143,7 @@ pub struct Registry {
     auth: RegistryAuth,
     mode: Mode,
     retry: RetryPolicy,
+    plain_http: bool,
 }
 
 impl Registry {
@@ -169,6 +170,7 @@ impl Registry {
             auth,
             mode: Mode::Tokens(probe.clone()),
             retry,
+            plain_http,
         };
         let ops: &[RegistryOperation] = match op {
             Operation::Pull => &[RegistryOperation::Pull],
@@ -287,26 +289,57 @@ impl Registry {
                     }
                 })
                 .map_err(OciDistributionError::IoError);
-            self.blob_client()
+            let pushed = self
+                .blob_client()
                 .push_blob_stream(oci, stream, digest, Some(size))
-                .await
+                .await;
+            self.confirm_without_location(pushed, digest).await
         })
         .await?;
         Ok(())
     }
 
-    /// Push a small in-memory blob (the config).
+    /// Some registries (go-containerregistry's, ECR for manifests) answer a completed
+    /// upload with 201 but no `Location`, which the client reports as an error. The
+    /// blob counts as stored only when the registry then says it has it (it checked the
+    /// digest when the upload completed).
+    async fn confirm_without_location(
+        &self,
+        pushed: Result<String, OciDistributionError>,
+        digest: &str,
+    ) -> Result<String, OciDistributionError> {
+        match pushed {
+            Err(OciDistributionError::RegistryNoLocationError) => {
+                if self
+                    .blob_client()
+                    .blob_exists(self.reference.oci(), digest)
+                    .await?
+                {
+                    tracing::debug!(%digest, "upload answered without Location; the registry has the blob");
+                    Ok(String::new())
+                } else {
+                    Err(OciDistributionError::RegistryNoLocationError)
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Push a small in-memory blob (a config, an attestation).
     pub async fn push_blob_bytes(
         &self,
-        data: &'static [u8],
+        data: bytes::Bytes,
         digest: &str,
     ) -> Result<(), RegistryError> {
         let oci = self.reference.oci();
-        self.with_retry("push config of", || async move {
-            let stream = futures_util::stream::iter([Ok(bytes::Bytes::from_static(data))]);
-            self.blob_client()
-                .push_blob_stream(oci, stream, digest, Some(data.len() as u64))
-                .await
+        let size = data.len() as u64;
+        self.with_retry(&format!("push blob {digest} to"), || async {
+            let stream = futures_util::stream::iter([Ok(data.clone())]);
+            let pushed = self
+                .blob_client()
+                .push_blob_stream(oci, stream, digest, Some(size))
+                .await;
+            self.confirm_without_location(pushed, digest).await
         })
         .await?;
         Ok(())
@@ -318,17 +351,76 @@ impl Registry {
         body: Vec<u8>,
         media_type: &str,
     ) -> Result<String, RegistryError> {
+        self.push_manifest_at(self.reference.oci().clone(), body, media_type)
+            .await
+    }
+
+    /// Push a manifest of this repository under `tag`; returns its digest.
+    pub async fn push_manifest_tagged(
+        &self,
+        tag: &str,
+        body: Vec<u8>,
+        media_type: &str,
+    ) -> Result<String, RegistryError> {
+        let target = self.in_repository(|registry, repository| {
+            Reference::with_tag(registry, repository, tag.to_string())
+        });
+        self.push_manifest_at(target, body, media_type).await
+    }
+
+    /// Push a manifest of this repository by its digest only (no tag); returns it.
+    pub async fn push_manifest_untagged(
+        &self,
+        body: Vec<u8>,
+        media_type: &str,
+    ) -> Result<String, RegistryError> {
+        let digest = sha256_digest(&body);
+        // The digest doubles as the tag: when a registry answers without `Location`,
+        // the client rebuilds the URL by stripping the tag from it, and panics when
+        // there is no tag at its end.
+        let target = self.in_repository(|registry, repository| {
+            Reference::with_tag_and_digest(registry, repository, digest.clone(), digest.clone())
+        });
+        self.push_manifest_at(target, body, media_type).await
+    }
+
+    fn in_repository(&self, make: impl FnOnce(String, String) -> Reference) -> Reference {
+        let oci = self.reference.oci();
+        make(
+            oci.resolve_registry().to_string(),
+            oci.repository().to_string(),
+        )
+    }
+
+    async fn push_manifest_at(
+        &self,
+        target: Reference,
+        body: Vec<u8>,
+        media_type: &str,
+    ) -> Result<String, RegistryError> {
         let digest = sha256_digest(&body);
         let content_type = http::HeaderValue::from_str(media_type)
             .map_err(|e| self.failed("push manifest of", e))?;
         let body = bytes::Bytes::from(body);
-        let oci = self.reference.oci();
         self.with_retry("push manifest of", || {
             self.blob_client()
-                .push_manifest_raw(oci, body.clone(), content_type.clone())
+                .push_manifest_raw(&target, body.clone(), content_type.clone())
         })
         .await?;
         Ok(digest)
+    }
+
+    /// The manifests whose `subject` is the manifest `digest` of this repository: the
+    /// registry's referrers API, else the referrers tag schema (`sha256-<hex>`); empty
+    /// when there are none.
+    pub async fn referrers(&self, digest: &str) -> Result<OciImageIndex, RegistryError> {
+        let subject = self.in_repository(|registry, repository| {
+            Reference::with_digest(registry, repository, digest.to_string())
+        });
+        self.with_retry("list the referrers of", || {
+            self.blob_client().pull_referrers(&subject, None)
+        })
+        .await
     }
 
     /// Fetch the raw manifest and its digest.
@@ -359,6 +451,110 @@ impl Registry {
             tracing::debug!(reported = %digest, %actual, "registry reported another manifest digest");
         }
         Ok((body, actual))
+    }
+
+    /// The manifest of this repository under `tag` (or digest): its raw body and digest.
+    pub async fn pull_manifest_of(
+        &self,
+        tag_or_digest: &str,
+        accepted: &[&str],
+    ) -> Result<(bytes::Bytes, String), RegistryError> {
+        let target = self.in_repository(|registry, repository| {
+            if tag_or_digest.contains(':') {
+                Reference::with_digest(registry, repository, tag_or_digest.to_string())
+            } else {
+                Reference::with_tag(registry, repository, tag_or_digest.to_string())
+            }
+        });
+        let (body, _) = self
+            .with_retry("pull manifest of", || async {
+                self.manifest_client()
+                    .pull_manifest_raw(&target, &self.auth, accepted)
+                    .await
+            })
+            .await?;
+        let digest = sha256_digest(&body);
+        if tag_or_digest.contains(':') && tag_or_digest != digest {
+            return Err(RegistryError::DigestMismatch {
+                reference: format!("{}@{tag_or_digest}", self.reference),
+                expected: tag_or_digest.to_string(),
+                actual: digest,
+                size: body.len() as u64,
+            });
+        }
+        Ok((body, digest))
+    }
+
+    /// Every repository of the registry (`/v2/_catalog`, all pages).
+    pub async fn catalog(&self) -> Result<Vec<String>, RegistryError> {
+        let oci = self.reference.oci();
+        let mut repositories: Vec<String> = Vec::new();
+        loop {
+            let last = repositories.last().cloned();
+            let page = self
+                .with_retry("list the repositories of", || async {
+                    self.manifest_client()
+                        .catalog(oci, &self.auth, Some(1000), last.as_deref())
+                        .await
+                })
+                .await?;
+            let full = page.repositories.len() == 1000;
+            repositories.extend(page.repositories);
+            if !full {
+                return Ok(repositories);
+            }
+        }
+    }
+
+    /// Delete the manifest `digest` of this repository (and so every tag on it).
+    /// Registries with basic or no authentication only: `oci-client` has no delete, and
+    /// its tokens are not reachable from here.
+    pub async fn delete_manifest(&self, digest: &str) -> Result<(), RegistryError> {
+        let oci = self.reference.oci();
+        let url = format!(
+            "{}://{}/v2/{}/manifests/{digest}",
+            if self.plain_http { "http" } else { "https" },
+            oci.resolve_registry(),
+            oci.repository()
+        );
+        let action = format!("delete manifest {digest} of");
+        let client = reqwest::Client::new();
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let mut request = client.delete(&url);
+            match &self.auth {
+                RegistryAuth::Basic(user, password) => {
+                    request = request.basic_auth(user, Some(password));
+                }
+                RegistryAuth::Bearer(token) => request = request.bearer_auth(token),
+                _ => {}
+            }
+            let status = match request.send().await {
+                Ok(response) => response.status(),
+                Err(err) if start.elapsed() + delay <= self.retry.budget => {
+                    tracing::warn!("cannot {action} {} yet ({err}); retrying", self.reference);
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(3));
+                    continue;
+                }
+                Err(err) => return Err(self.failed(&action, error_chain(&err))),
+            };
+            match status.as_u16() {
+                200..=299 | 404 => return Ok(()),
+                429 | 500..=599 if start.elapsed() + delay <= self.retry.budget => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(3));
+                }
+                405 => {
+                    return Err(self.failed(
+                        &action,
+                        "the registry does not allow deletes (405; distribution needs storage.delete.enabled)",
+                    ));
+                }
+                _ => return Err(self.failed(&action, format!("the registry answered {status}"))),
+            }
+        }
     }
 
     /// List the repository's tags.

@@ -31,6 +31,24 @@ pub enum PushRecord {
     Failed { message: String },
 }
 
+/// The application's run, as the launcher saw it (`state/run`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunRecord {
+    pub argv: Vec<String>,
+    /// RFC 3339, UTC.
+    pub started: String,
+    pub finished: String,
+}
+
+/// The earlier run whose output this step reuses (`state/memoized`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MemoizedRecord {
+    pub output: String,
+    pub digest: String,
+    pub pod: Option<String>,
+    pub finished: Option<String>,
+}
+
 /// Which exit record a sidecar has handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExitRecordId {
@@ -114,6 +132,34 @@ impl ShareDir {
         self.layout.state_dir()
     }
 
+    /// Record the inputs as pulled (`reference@digest`, in order).
+    pub fn write_inputs(&self, inputs: &[String]) -> Result<(), ShareError> {
+        let text: String = inputs.iter().map(|i| format!("{i}\n")).collect();
+        write_atomically(&self.layout.inputs_file(), &text)
+    }
+
+    /// The inputs as pulled; `None` when init recorded none.
+    pub fn read_inputs(&self) -> Result<Option<Vec<String>>, ShareError> {
+        Ok(read_if_present(&self.layout.inputs_file())?
+            .map(|text| text.lines().map(str::to_string).collect()))
+    }
+
+    pub fn write_run(&self, record: &RunRecord) -> Result<(), ShareError> {
+        write_json(&self.layout.run_file(), record)
+    }
+
+    pub fn read_run(&self) -> Result<Option<RunRecord>, ShareError> {
+        read_json(&self.layout.run_file(), "the launcher's run record")
+    }
+
+    pub fn write_memoized(&self, record: &MemoizedRecord) -> Result<(), ShareError> {
+        write_json(&self.layout.memoized_file(), record)
+    }
+
+    pub fn read_memoized(&self) -> Result<Option<MemoizedRecord>, ShareError> {
+        read_json(&self.layout.memoized_file(), "init's memoization record")
+    }
+
     /// Where temporary files of this share go (the state directory: the agent
     /// containers have a read-only root filesystem).
     pub fn temp_dir(&self) -> PathBuf {
@@ -142,7 +188,7 @@ impl ShareDir {
     /// Forget the records of a previous run of the application (the launcher container
     /// restarted): the sidecar then waits for, and pushes after, this run.
     pub fn clear_run_records(&self) -> Result<(), ShareError> {
-        for path in [self.exit_file(), self.push_file()] {
+        for path in [self.exit_file(), self.push_file(), self.layout.run_file()] {
             match fs::remove_file(&path) {
                 Ok(()) => tracing::info!("removed {} of a previous run", path.display()),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -215,6 +261,31 @@ impl ShareDir {
             }),
         }
     }
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), ShareError> {
+    let text = serde_json::to_string(value).map_err(|e| ShareError::Io {
+        path: path.to_path_buf(),
+        context: "cannot serialize",
+        source: io::Error::other(e),
+    })?;
+    write_atomically(path, &text)
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    expected: &'static str,
+) -> Result<Option<T>, ShareError> {
+    let Some(text) = read_if_present(path)? else {
+        return Ok(None);
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|_| ShareError::Malformed {
+            path: path.to_path_buf(),
+            content: text,
+            expected,
+        })
 }
 
 fn read_if_present(path: &Path) -> Result<Option<String>, ShareError> {
@@ -364,6 +435,46 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 2);
+    }
+
+    #[test]
+    fn inputs_run_and_memoized_records_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let share = ShareDir::new(dir.path());
+        share.create_layout().unwrap();
+        assert_eq!(share.read_inputs().unwrap(), None);
+        share.write_inputs(&[]).unwrap();
+        assert_eq!(share.read_inputs().unwrap(), Some(vec![]));
+        let inputs = vec!["r/a:1@sha256:aa".to_string(), "r/b@sha256:bb".to_string()];
+        share.write_inputs(&inputs).unwrap();
+        assert_eq!(share.read_inputs().unwrap(), Some(inputs));
+        let run = RunRecord {
+            argv: vec!["sh".into(), "-c".into(), "a b".into()],
+            started: "2026-12-01T10:00:00Z".into(),
+            finished: "2026-12-01T10:00:01Z".into(),
+        };
+        share.write_run(&run).unwrap();
+        assert_eq!(share.read_run().unwrap(), Some(run));
+        let memoized = MemoizedRecord {
+            output: "r/out:1".into(),
+            digest: "sha256:cc".into(),
+            pod: Some("ns/p".into()),
+            finished: None,
+        };
+        share.write_memoized(&memoized).unwrap();
+        assert_eq!(share.read_memoized().unwrap(), Some(memoized));
+        // A restarted launcher forgets the run, not what init decided.
+        share.clear_run_records().unwrap();
+        assert_eq!(share.read_run().unwrap(), None);
+        assert!(share.read_memoized().unwrap().is_some());
+        fs::write(share.layout.run_file(), "not json").unwrap();
+        assert!(
+            share
+                .read_run()
+                .unwrap_err()
+                .to_string()
+                .contains("run record")
+        );
     }
 
     #[test]

@@ -1,22 +1,29 @@
 //! The `sidecar` role (native sidecar `oras`): wait for the launcher's exit record, push
-//! the staged output unless the application failed, write the push result, then idle
-//! until Kubernetes sends SIGTERM, and exit 0. When the launcher container restarts and
-//! records a new exit, the sidecar handles that run too.
+//! the staged output with its provenance (annotations and an attached SLSA attestation)
+//! unless the application failed or the step was memoized, write the push result, then
+//! idle until Kubernetes sends SIGTERM, and exit 0. When the launcher container restarts
+//! and records a new exit, the sidecar handles that run too.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result};
 use signal_hook::consts::signal::{SIGINT, SIGTERM};
 
+use crate::credentials::Operation;
+use crate::provenance::{self, Provenance, attestation};
 use crate::reference::ArtifactRef;
+use crate::registry::Registry;
 use crate::share::{self, PushRecord, ShareDir, Waited};
 use crate::transfer::{self, Connection, PushSource};
 
 pub struct SidecarOptions {
     pub share: ShareDir,
     pub output: ArtifactRef,
+    /// The launcher's image as written in the pod spec.
+    pub image: Option<String>,
+    /// The digest of the application's argv as written in the pod spec.
+    pub command_digest: Option<String>,
     pub push_on_failure: bool,
     pub connection: Connection,
 }
@@ -66,6 +73,24 @@ pub fn run(options: SidecarOptions) -> Result<()> {
 
 fn decide_and_push(options: &SidecarOptions) -> PushRecord {
     let share = &options.share;
+    match share.read_memoized() {
+        Ok(Some(memoized)) => {
+            tracing::info!(
+                "memoized: {} already holds this step's output ({}); nothing pushed",
+                memoized.output,
+                memoized.digest
+            );
+            return PushRecord::Pushed {
+                digest: memoized.digest,
+            };
+        }
+        Ok(None) => {}
+        Err(err) => {
+            return PushRecord::Failed {
+                message: err.to_string(),
+            };
+        }
+    }
     let code = match share.read_exit() {
         Ok(Some(code)) => code,
         Ok(None) => {
@@ -86,7 +111,7 @@ fn decide_and_push(options: &SidecarOptions) -> PushRecord {
             ),
         };
     }
-    match push_outputs(options) {
+    match push_outputs(options, code) {
         Ok(digest) => PushRecord::Pushed { digest },
         Err(err) => PushRecord::Failed {
             message: format!("cannot push {}: {err:#}", options.output),
@@ -94,7 +119,33 @@ fn decide_and_push(options: &SidecarOptions) -> PushRecord {
     }
 }
 
-fn push_outputs(options: &SidecarOptions) -> Result<String> {
+/// What this run records about itself, and the application's argv.
+fn provenance(options: &SidecarOptions, code: i32) -> (Provenance, Vec<String>) {
+    let share = &options.share;
+    let run = share.read_run().unwrap_or_else(|err| {
+        tracing::warn!("{err}: the provenance leaves out the command and times");
+        None
+    });
+    let inputs = share.read_inputs().unwrap_or_else(|err| {
+        tracing::warn!("{err}: the provenance leaves out the inputs");
+        None
+    });
+    let (pod, workload) = provenance::pod_from_env();
+    let argv = run.as_ref().map(|r| r.argv.clone()).unwrap_or_default();
+    let provenance = Provenance {
+        inputs: inputs.unwrap_or_default(),
+        pod,
+        workload,
+        image: options.image.clone(),
+        exit_code: Some(code),
+        started: run.as_ref().map(|r| r.started.clone()),
+        finished: run.as_ref().map(|r| r.finished.clone()),
+        command_digest: options.command_digest.clone(),
+    };
+    (provenance, argv)
+}
+
+fn push_outputs(options: &SidecarOptions, code: i32) -> Result<String> {
     let outputs = options.share.outputs_dir();
     let mut names: Vec<_> = std::fs::read_dir(&outputs)
         .with_context(|| format!("cannot list {}", outputs.display()))?
@@ -126,11 +177,40 @@ fn push_outputs(options: &SidecarOptions) -> Result<String> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(transfer::push(
-        &options.output,
-        &sources,
-        BTreeMap::new(),
-        &options.connection,
-        &options.share.temp_dir(),
-    ))
+    let (provenance, argv) = provenance(options, code);
+    runtime.block_on(async {
+        let pushed = transfer::push(
+            &options.output,
+            &sources,
+            provenance.annotations(),
+            &options.connection,
+            &options.share.temp_dir(),
+        )
+        .await?;
+        let statement = attestation::statement(
+            &options.output.to_string(),
+            &pushed.digest,
+            &provenance,
+            &argv,
+        );
+        let attached = async {
+            let registry = Registry::connect(
+                &options.output,
+                Operation::Push,
+                options.connection.plain_http,
+                options.connection.retry,
+            )
+            .await?;
+            attestation::attach(&registry, &pushed, &statement).await
+        }
+        .await
+        .with_context(|| {
+            format!(
+                "pushed as {} but its provenance attestation could not be attached",
+                pushed.digest
+            )
+        })?;
+        tracing::info!("attached the provenance of {} as {attached}", pushed.digest);
+        Ok(pushed.digest)
+    })
 }

@@ -73,7 +73,14 @@ fn prepare(source: &PushSource, temp_dir: &Path) -> Result<(Descriptor, Blob)> {
     }
 }
 
-/// Push `sources` as the artifact `reference`; returns the manifest digest.
+/// The manifest a push stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushedManifest {
+    pub digest: String,
+    pub size: u64,
+}
+
+/// Push `sources` as the artifact `reference`; returns its manifest.
 /// Directories are packed into temporary files in `temp_dir`.
 pub async fn push(
     reference: &ArtifactRef,
@@ -81,7 +88,7 @@ pub async fn push(
     annotations: BTreeMap<String, String>,
     connection: &Connection,
     temp_dir: &Path,
-) -> Result<String> {
+) -> Result<PushedManifest> {
     if sources.is_empty() {
         bail!("nothing to push to {reference}");
     }
@@ -128,17 +135,21 @@ pub async fn push(
 
     if !registry.has_blob(layout::EMPTY_CONFIG_DIGEST).await? {
         registry
-            .push_blob_bytes(layout::EMPTY_CONFIG, layout::EMPTY_CONFIG_DIGEST)
+            .push_blob_bytes(
+                bytes::Bytes::from_static(layout::EMPTY_CONFIG),
+                layout::EMPTY_CONFIG_DIGEST,
+            )
             .await?;
     }
     let descriptors = layers.into_iter().map(|(d, _)| d).collect();
     let manifest = layout::build_manifest(descriptors, annotations);
     let body = serde_json::to_vec_pretty(&manifest).context("cannot serialize the manifest")?;
+    let size = body.len() as u64;
     let digest = registry
         .push_manifest(body, layout::MANIFEST_MEDIA_TYPE)
         .await?;
     tracing::info!("pushed {reference} as {digest}");
-    Ok(digest)
+    Ok(PushedManifest { digest, size })
 }
 
 /// What a pull placed.
@@ -262,4 +273,27 @@ pub async fn tags(reference: &ArtifactRef, connection: &Connection) -> Result<Ve
     )
     .await?;
     Ok(registry.list_tags().await?)
+}
+
+/// The manifest digest and annotations of `reference` (for lineage).
+pub async fn manifest_annotations(
+    reference: &ArtifactRef,
+    connection: &Connection,
+) -> Result<(String, BTreeMap<String, String>)> {
+    let registry = Registry::connect(
+        reference,
+        Operation::Pull,
+        connection.plain_http,
+        connection.retry,
+    )
+    .await?;
+    let (body, digest) = registry
+        .pull_manifest(&[
+            layout::MANIFEST_MEDIA_TYPE,
+            layout::DOCKER_MANIFEST_MEDIA_TYPE,
+        ])
+        .await?;
+    let manifest = layout::parse_manifest(&body)
+        .with_context(|| format!("{reference}: cannot read the manifest"))?;
+    Ok((digest, manifest.annotations))
 }

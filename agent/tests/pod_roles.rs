@@ -470,3 +470,81 @@ fn restarted_launcher_gets_its_inputs_again_and_the_sidecar_pushes_the_new_run()
         "input\n"
     );
 }
+
+/// The referrers `oras discover` lists for `reference`.
+fn discovered(reference: &str) -> Vec<serde_json::Value> {
+    let oras = oras_testkit::tools::tool("oras").expect("the oras CLI from `make tools`");
+    let output = std::process::Command::new(oras)
+        .args(["discover", "--plain-http", "--format", "json", reference])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    listed["referrers"]
+        .as_array()
+        .or_else(|| listed["manifests"].as_array())
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn on_a_registry_with_the_referrers_api_the_attestation_needs_no_referrers_tag() {
+    let registry = TestRegistry::start_with_referrers_api();
+    let work = tempfile::tempdir().unwrap();
+    let output = registry.reference("api/output:1");
+    let share = work.path().join("share");
+    // No input: this registry does not serve the ranged GET the agent pulls with.
+    agent_ok(
+        &["init", "--share", share.to_str().unwrap(), "--plain-http"],
+        work.path(),
+    );
+    let sidecar = Sidecar::start(
+        &share,
+        &output,
+        &["--image", "busybox:1.36", "--command-digest", "sha256:00"],
+    );
+    let app = work.path().join("app");
+    fs::create_dir_all(&app).unwrap();
+    let launched = launch(
+        &share,
+        &app,
+        &["--output-path", "out.txt", "--wait-push"],
+        "echo made > out.txt",
+    );
+    assert!(
+        launched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&launched.stderr)
+    );
+    let (code, log) = sidecar.terminate();
+    assert_eq!(code, 0, "{log}");
+    let pushed = fs::read_to_string(share.join("state/push")).unwrap();
+    let digest = pushed.trim().strip_prefix("ok ").unwrap().to_string();
+
+    // This registry derives a referrer's artifactType from its config (as the
+    // distribution spec's release candidates did), so the referrer is found by digest.
+    let found = discovered(&output);
+    assert_eq!(found.len(), 1, "{found:?}");
+    // The registry indexed the referrer itself: no referrers tag was written.
+    let tags = registry.tags("api/output");
+    assert_eq!(tags, ["1"], "{tags:?}");
+    let manifest = registry.manifest("api/output", found[0]["digest"].as_str().unwrap());
+    assert_eq!(manifest["subject"]["digest"], digest.as_str());
+    assert_eq!(manifest["artifactType"], "application/vnd.in-toto+json");
+    let annotations = &registry.manifest("api/output", "1")["annotations"];
+    assert_eq!(
+        annotations["oras.converged-computing.github.io/image"],
+        "busybox:1.36"
+    );
+    assert_eq!(
+        annotations["oras.converged-computing.github.io/command-digest"],
+        "sha256:00"
+    );
+    assert_eq!(annotations["oras.converged-computing.github.io/inputs"], "");
+}

@@ -22,6 +22,9 @@ pub mod flags {
     pub const OUTPUT_PIPE: &str = "output-pipe";
     pub const PUSH_ON_FAILURE: &str = "push-on-failure";
     pub const WAIT_PUSH: &str = "wait-push";
+    pub const IMAGE: &str = "image";
+    pub const COMMAND_DIGEST: &str = "command-digest";
+    pub const MEMOIZE: &str = "memoize";
     pub const PLAIN_HTTP: &str = "plain-http";
     pub const DEBUG: &str = "debug";
 }
@@ -42,7 +45,21 @@ pub struct InitCommand {
     /// Fully qualified references, in annotation order.
     pub inputs: Vec<String>,
     pub unpack: bool,
+    /// Skip the application when the output already records this run's key.
+    pub memoize: Option<MemoizeKey>,
     pub transport: Transport,
+}
+
+/// What `init --memoize` compares with the existing output's provenance (besides the
+/// input digests, which it learns by pulling).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoizeKey {
+    /// Fully qualified reference of the output.
+    pub output: String,
+    /// The launcher's image as written in the pod spec.
+    pub image: String,
+    /// [`crate::provenance::command_digest`] of the application's argv.
+    pub command_digest: String,
 }
 
 /// `oras-agent launch`: wrap the application's command.
@@ -66,6 +83,11 @@ pub struct SidecarCommand {
     pub share: String,
     /// Fully qualified reference of the output.
     pub output: String,
+    /// The launcher's image as written in the pod spec, recorded in the provenance.
+    pub image: Option<String>,
+    /// [`crate::provenance::command_digest`] of the application's argv as written in the
+    /// pod spec, recorded in the provenance.
+    pub command_digest: Option<String>,
     pub push_on_failure: bool,
     pub transport: Transport,
 }
@@ -103,6 +125,12 @@ impl InitCommand {
             push_option(&mut argv, flags::INPUT, Some(input));
         }
         push_flag(&mut argv, flags::NO_UNPACK, !self.unpack);
+        if let Some(key) = &self.memoize {
+            push_flag(&mut argv, flags::MEMOIZE, true);
+            push_option(&mut argv, flags::OUTPUT, Some(&key.output));
+            push_option(&mut argv, flags::IMAGE, Some(&key.image));
+            push_option(&mut argv, flags::COMMAND_DIGEST, Some(&key.command_digest));
+        }
         self.transport.append_to(&mut argv);
         argv
     }
@@ -131,6 +159,12 @@ impl SidecarCommand {
         let mut argv = vec![subcommands::SIDECAR.to_string()];
         push_option(&mut argv, flags::SHARE, Some(&self.share));
         push_option(&mut argv, flags::OUTPUT, Some(&self.output));
+        push_option(&mut argv, flags::IMAGE, self.image.as_deref());
+        push_option(
+            &mut argv,
+            flags::COMMAND_DIGEST,
+            self.command_digest.as_deref(),
+        );
         push_flag(&mut argv, flags::PUSH_ON_FAILURE, self.push_on_failure);
         self.transport.append_to(&mut argv);
         argv
@@ -147,6 +181,7 @@ mod tests {
             share: "/mnt/oras".into(),
             inputs: vec!["r:5000/a:1".into(), "r:5000/b:2".into()],
             unpack: false,
+            memoize: None,
             transport: Transport {
                 plain_http: true,
                 debug: false,
@@ -164,6 +199,36 @@ mod tests {
                 "r:5000/b:2",
                 "--no-unpack",
                 "--plain-http"
+            ]
+        );
+    }
+
+    #[test]
+    fn init_with_memoize_names_the_output_image_and_command_digest() {
+        let init = InitCommand {
+            share: "/s".into(),
+            inputs: vec![],
+            unpack: true,
+            memoize: Some(MemoizeKey {
+                output: "r:5000/out:1".into(),
+                image: "busybox".into(),
+                command_digest: "sha256:00".into(),
+            }),
+            transport: Transport::default(),
+        };
+        assert_eq!(
+            init.argv(),
+            [
+                "init",
+                "--share",
+                "/s",
+                "--memoize",
+                "--output",
+                "r:5000/out:1",
+                "--image",
+                "busybox",
+                "--command-digest",
+                "sha256:00"
             ]
         );
     }
@@ -203,6 +268,8 @@ mod tests {
         let sidecar = SidecarCommand {
             share: "/s".into(),
             output: "h/x:y".into(),
+            image: Some("busybox:1.36".into()),
+            command_digest: Some("sha256:ab".into()),
             push_on_failure: true,
             transport: Transport::default(),
         };
@@ -214,6 +281,10 @@ mod tests {
                 "/s",
                 "--output",
                 "h/x:y",
+                "--image",
+                "busybox:1.36",
+                "--command-digest",
+                "sha256:ab",
                 "--push-on-failure"
             ]
         );

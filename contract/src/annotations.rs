@@ -35,6 +35,9 @@ pub const UNPACK: &str = "unpack";
 pub const DEBUG: &str = "debug";
 /// Push the output even when the application failed (added by this project).
 pub const PUSH_ON_FAILURE: &str = "push-on-failure";
+/// Skip the application when the existing output was made from the same inputs, image
+/// and command (added by this project).
+pub const MEMOIZE: &str = "memoize";
 /// URL of the original's application entrypoint script: accepted, ignored.
 pub const ENTRYPOINT: &str = "entrypoint";
 /// URL of the original's sidecar entrypoint script: accepted, ignored.
@@ -57,6 +60,7 @@ pub const SINGLE_KEYS: &[&str] = &[
     UNPACK,
     DEBUG,
     PUSH_ON_FAILURE,
+    MEMOIZE,
     ENTRYPOINT,
     ORAS_ENTRYPOINT,
     INJECTED,

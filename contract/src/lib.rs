@@ -9,5 +9,6 @@ pub mod agent_args;
 pub mod annotations;
 pub mod kubernetes;
 pub mod pod;
+pub mod provenance;
 pub mod reference;
 pub mod share;

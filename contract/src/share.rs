@@ -4,7 +4,10 @@
 //! bin/oras-agent      installed by init
 //! inputs/<n>/         input n (1-based, in annotation order), pulled by init
 //! outputs/            staged by the launcher after the application exits
-//! state/exit          the application's exit code, written by the launcher
+//! state/inputs        each input as reference@digest, one per line, written by init
+//! state/memoized      the earlier run that made the output, written by init (memoize)
+//! state/run           the application's argv, start and finish, written by the launcher
+//! state/exit          the application's exit code, written by the launcher (last)
 //! state/push          "ok <digest>" or "error <message>", written by the sidecar
 //! ```
 
@@ -14,6 +17,9 @@ pub const BIN_DIR: &str = "bin";
 pub const INPUTS_DIR: &str = "inputs";
 pub const OUTPUTS_DIR: &str = "outputs";
 pub const STATE_DIR: &str = "state";
+pub const INPUTS_FILE: &str = "inputs";
+pub const MEMOIZED_FILE: &str = "memoized";
+pub const RUN_FILE: &str = "run";
 pub const EXIT_FILE: &str = "exit";
 pub const PUSH_FILE: &str = "push";
 /// First word of `state/push` when the output was stored.
@@ -59,6 +65,18 @@ impl Share {
 
     pub fn state_dir(&self) -> PathBuf {
         self.root.join(STATE_DIR)
+    }
+
+    pub fn inputs_file(&self) -> PathBuf {
+        self.state_dir().join(INPUTS_FILE)
+    }
+
+    pub fn memoized_file(&self) -> PathBuf {
+        self.state_dir().join(MEMOIZED_FILE)
+    }
+
+    pub fn run_file(&self) -> PathBuf {
+        self.state_dir().join(RUN_FILE)
     }
 
     pub fn exit_file(&self) -> PathBuf {

@@ -83,8 +83,16 @@ pub struct EnvVar {
 #[serde(rename_all = "camelCase")]
 pub struct EnvVarSource {
     pub secret_key_ref: Option<KeyRef>,
+    pub field_ref: Option<FieldRef>,
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
+}
+
+/// The downward API: a field of the pod.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldRef {
+    pub field_path: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,16 +133,59 @@ pub struct Volume {
     pub empty_dir: Option<Value>,
 }
 
-/// A pod to run: its name and spec.
+/// A pod to run: its name, namespace, labels and spec.
 #[derive(Debug, Clone)]
 pub struct Pod {
     pub name: String,
+    pub namespace: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
     pub spec: PodSpec,
+}
+
+/// The label the Job controller puts on the pods of a Job.
+pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
+
+impl Pod {
+    /// The value of the downward API's `fieldPath` for this pod, as the kubelet gives it
+    /// (an absent label or annotation is the empty string).
+    pub fn field(&self, path: &str) -> Option<String> {
+        let keyed = |prefix: &str| {
+            path.strip_prefix(prefix)
+                .and_then(|rest| rest.strip_prefix("['"))
+                .and_then(|rest| rest.strip_suffix("']"))
+        };
+        match path {
+            "metadata.name" => Some(self.name.clone()),
+            "metadata.namespace" => Some(self.namespace.clone()),
+            _ => {
+                if let Some(key) = keyed("metadata.labels") {
+                    Some(self.labels.get(key).cloned().unwrap_or_default())
+                } else {
+                    keyed("metadata.annotations")
+                        .map(|key| self.annotations.get(key).cloned().unwrap_or_default())
+                }
+            }
+        }
+    }
+}
+
+fn string_map(value: &Value) -> BTreeMap<String, String> {
+    value
+        .as_object()
+        .map(|map| {
+            map.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The pod of `object`: a Pod's spec, or the pod template of a workload (`Job`:
 /// `spec.template`, `CronJob`: `spec.jobTemplate.spec.template`, others
-/// `spec.template`). The pod is named after the object.
+/// `spec.template`). The pod is named after the object, in the object's namespace
+/// (`default` when it has none), with its template's labels and annotations; the pod of
+/// a Job also gets the Job controller's `batch.kubernetes.io/job-name` label.
 pub fn pod_of(object: &Value) -> Result<Pod> {
     let kind = object["kind"].as_str().unwrap_or_default();
     let name = object["metadata"]["name"]
@@ -142,17 +193,38 @@ pub fn pod_of(object: &Value) -> Result<Pod> {
         .or_else(|| object["metadata"]["generateName"].as_str())
         .unwrap_or("pod")
         .to_string();
-    let spec = match kind {
-        "Pod" => &object["spec"],
-        "CronJob" => &object["spec"]["jobTemplate"]["spec"]["template"]["spec"],
-        _ => &object["spec"]["template"]["spec"],
+    let template = match kind {
+        "Pod" => object,
+        "CronJob" => &object["spec"]["jobTemplate"]["spec"]["template"],
+        _ => &object["spec"]["template"],
     };
+    let spec = &template["spec"];
+    let mut labels = string_map(&template["metadata"]["labels"]);
+    match kind {
+        "Job" => {
+            labels.insert(JOB_NAME_LABEL.to_string(), name.clone());
+        }
+        // The CronJob controller names each Job after its scheduled minute.
+        "CronJob" => {
+            labels.insert(JOB_NAME_LABEL.to_string(), format!("{name}-29000000"));
+        }
+        _ => {}
+    }
     if spec.is_null() {
         bail!("{kind} {name} has no pod spec (or pod template) to run");
     }
     let spec: PodSpec = serde_json::from_value(spec.clone())
         .with_context(|| format!("the pod spec of {kind} {name} is not one the runner reads"))?;
-    Ok(Pod { name, spec })
+    Ok(Pod {
+        name,
+        namespace: object["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string(),
+        labels,
+        annotations: string_map(&template["metadata"]["annotations"]),
+        spec,
+    })
 }
 
 /// Reads a Kubernetes object from a YAML or JSON file. An AdmissionReview yields its
@@ -230,9 +302,13 @@ impl Secrets {
     }
 }
 
-/// The environment Kubernetes gives `container` from its spec: `envFrom` sources in
-/// order, then `env` entries (which win), as the kubelet resolves them.
-pub fn container_env(container: &Container, secrets: &Secrets) -> Result<Vec<(String, String)>> {
+/// The environment Kubernetes gives `container` of `pod` from its spec: `envFrom`
+/// sources in order, then `env` entries (which win), as the kubelet resolves them.
+pub fn container_env(
+    container: &Container,
+    pod: &Pod,
+    secrets: &Secrets,
+) -> Result<Vec<(String, String)>> {
     let mut env: Vec<(String, String)> = Vec::new();
     let mut set = |name: String, value: String| {
         env.retain(|(n, _)| *n != name);
@@ -276,6 +352,18 @@ pub fn container_env(container: &Container, secrets: &Secrets) -> Result<Vec<(St
             set(var.name.clone(), String::new());
             continue;
         };
+        if let Some(field) = &source.field_ref {
+            let Some(value) = pod.field(&field.field_path) else {
+                bail!(
+                    "container {}: env {} takes fieldRef {:?}, which the local runner does not support",
+                    container.name,
+                    var.name,
+                    field.field_path
+                );
+            };
+            set(var.name.clone(), value);
+            continue;
+        }
         let Some(key_ref) = &source.secret_key_ref else {
             bail!(
                 "container {}: env {} takes its value from {:?}, which the local runner does not support",
@@ -360,7 +448,14 @@ mod tests {
         for (object, name) in [(pod, "p"), (job, "j"), (cron, "c")] {
             let pod = pod_of(&object).unwrap();
             assert_eq!(pod.name, name);
+            assert_eq!(pod.namespace, "default");
             assert_eq!(pod.spec.containers[0].command, ["true"]);
+            let job_label = pod.field("metadata.labels['batch.kubernetes.io/job-name']");
+            match name {
+                "p" => assert_eq!(job_label.as_deref(), Some("")),
+                "j" => assert_eq!(job_label.as_deref(), Some("j")),
+                _ => assert!(job_label.unwrap().starts_with("c-")),
+            }
         }
         assert!(pod_of(&json!({"kind": "ConfigMap", "metadata": {"name": "x"}})).is_err());
     }
@@ -420,7 +515,12 @@ mod tests {
                     {"name": "U", "valueFrom": {"secretKeyRef": {"name": "oras-env", "key": "ORAS_USER"}}}]
         }))
         .unwrap();
-        let env = container_env(&container, &secrets).unwrap();
+        let pod = pod_of(
+            &json!({"kind": "Pod", "metadata": {"name": "p", "namespace": "ns",
+            "labels": {"app": "x"}}, "spec": {"containers": []}}),
+        )
+        .unwrap();
+        let env = container_env(&container, &pod, &secrets).unwrap();
         assert_eq!(
             env,
             [
@@ -433,8 +533,34 @@ mod tests {
             json!({"name": "c", "envFrom": [{"secretRef": {"name": "nope"}}]}),
         )
         .unwrap();
-        let err = container_env(&missing, &secrets).unwrap_err().to_string();
+        let err = container_env(&missing, &pod, &secrets)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("nope"), "{err}");
+
+        let downward: Container = serde_json::from_value(json!({"name": "c", "env": [
+            {"name": "N", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+            {"name": "NONE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['none']"}}}
+        ]}))
+        .unwrap();
+        assert_eq!(
+            container_env(&downward, &pod, &secrets).unwrap(),
+            [
+                ("N".to_string(), "p".to_string()),
+                ("NS".into(), "ns".into()),
+                ("APP".into(), "x".into()),
+                ("NONE".into(), String::new())
+            ]
+        );
+        let unsupported: Container = serde_json::from_value(json!({"name": "c", "env": [
+            {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]}))
+        .unwrap();
+        let err = container_env(&unsupported, &pod, &secrets)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("status.podIP"), "{err}");
     }
 
     #[test]

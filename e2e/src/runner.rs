@@ -650,7 +650,7 @@ impl Run<'_> {
             ("HOSTNAME".into(), self.pod.name.clone()),
         ];
         env.extend(config.node_env.iter().cloned());
-        let own_env = container_env(container, &config.secrets)?;
+        let own_env = container_env(container, self.pod, &config.secrets)?;
         for arg in argv.iter_mut() {
             *arg = expand_references(arg, &own_env);
         }

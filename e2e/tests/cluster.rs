@@ -223,6 +223,46 @@ fn install_and_run_the_workflow(kube: &Kube, root: &Path, work: &Path) {
             .unwrap_or_else(|e| panic!("{}/summary.txt: {e}", dir.display()));
         assert_eq!(summary, SUMMARY, "pulled into {}", dir.display());
     }
+
+    // Its provenance names the pod and the Job, which the sidecar learnt from the
+    // kubelet's downward API, and its attestation is where `oras discover` looks.
+    let manifest: Value = serde_json::from_str(&run(Command::new(&oras).args([
+        "manifest",
+        "fetch",
+        "--plain-http",
+        &reference,
+    ])))
+    .unwrap();
+    let pod = kube.pod_of_job(NAMESPACE, "summarize");
+    let annotation = |key: &str| manifest["annotations"][format!("{PREFIX}/{key}")].clone();
+    assert_eq!(
+        annotation("pod"),
+        json!(format!(
+            "{NAMESPACE}/{}",
+            pod["metadata"]["name"].as_str().unwrap()
+        ))
+    );
+    assert_eq!(annotation("workload"), json!("Job/summarize"));
+    assert_eq!(annotation("image"), json!(format!("{APP}:{APP_TAG}")));
+    let discovered: Value = serde_json::from_str(&run(Command::new(&oras).args([
+        "discover",
+        "--plain-http",
+        "--format",
+        "json",
+        &reference,
+    ])))
+    .unwrap();
+    let referrers = discovered["referrers"]
+        .as_array()
+        .or_else(|| discovered["manifests"].as_array())
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        referrers
+            .iter()
+            .any(|r| r["artifactType"] == "application/vnd.in-toto+json"),
+        "{discovered}"
+    );
 }
 
 /// A Job of the busybox image in the workflows' namespace with `annotations` (under the

@@ -1,9 +1,10 @@
 //! The containers the policy adds: `oras-init` and the native sidecar `oras`.
 
-use oras_contract::agent_args::{InitCommand, SidecarCommand, Transport};
+use oras_contract::agent_args::{InitCommand, MemoizeKey, SidecarCommand, Transport};
 use oras_contract::pod::{
     AGENT_BINARY, INIT_CONTAINER, SHARE_MOUNT_PATH, SHARE_VOLUME, SIDECAR_CONTAINER,
 };
+use oras_contract::provenance;
 use serde_json::{Value, json};
 
 use crate::plan::Plan;
@@ -12,27 +13,53 @@ use crate::settings::AgentResources;
 /// The unprivileged user of the agent image.
 const AGENT_USER: u32 = 65532;
 
-/// The `oras-init` init container: installs the agent into the share and pulls inputs.
-pub fn init_container(plan: &Plan, resources: &AgentResources) -> Value {
+/// The `oras-init` init container: installs the agent into the share and pulls inputs
+/// (and, with `memoize`, compares the existing output with `memoize`'s key).
+pub fn init_container(
+    plan: &Plan,
+    memoize: Option<MemoizeKey>,
+    resources: &AgentResources,
+) -> Value {
     let command = InitCommand {
         share: SHARE_MOUNT_PATH.to_string(),
         inputs: plan.inputs.clone(),
         unpack: plan.unpack,
+        memoize,
         transport: transport(plan),
     };
     agent_container(INIT_CONTAINER, command.argv(), plan, resources)
 }
 
-/// The native sidecar `oras`: waits for the launcher, pushes the output.
-pub fn sidecar_container(plan: &Plan, output: &str, resources: &AgentResources) -> Value {
+/// What the sidecar records about the launcher: its image as written in the spec and
+/// the digest of the application's argv.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Launcher {
+    pub image: Option<String>,
+    pub command_digest: String,
+}
+
+/// The native sidecar `oras`: waits for the launcher, pushes the output with its
+/// provenance. The pod and its Job come from the downward API.
+pub fn sidecar_container(
+    plan: &Plan,
+    output: &str,
+    launcher: &Launcher,
+    resources: &AgentResources,
+) -> Value {
     let command = SidecarCommand {
         share: SHARE_MOUNT_PATH.to_string(),
         output: output.to_string(),
+        image: launcher.image.clone(),
+        command_digest: Some(launcher.command_digest.clone()),
         push_on_failure: plan.push_on_failure,
         transport: transport(plan),
     };
     let mut container = agent_container(SIDECAR_CONTAINER, command.argv(), plan, resources);
     container["restartPolicy"] = json!("Always");
+    container["env"] = provenance::env::field_refs()
+        .into_iter()
+        .map(|(name, path)| json!({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}))
+        .collect();
     container
 }
 
@@ -124,12 +151,13 @@ mod tests {
             unpack: true,
             debug: false,
             push_on_failure: false,
+            memoize: false,
         }
     }
 
     #[test]
     fn init_runs_the_agent_with_the_inputs_and_the_restricted_profile() {
-        let init = init_container(&plan(), &AgentResources::default());
+        let init = init_container(&plan(), None, &AgentResources::default());
         assert_eq!(init["name"], "oras-init");
         assert_eq!(init["image"], "agent:1");
         assert_eq!(init["command"], json!(["oras-agent"]));
@@ -159,7 +187,11 @@ mod tests {
         let mut plan = plan();
         plan.oras_env = Some("oras-env".into());
         plan.push_on_failure = true;
-        let sidecar = sidecar_container(&plan, "r:5000/b:2", &AgentResources::default());
+        let launcher = Launcher {
+            image: Some("python:3.12".into()),
+            command_digest: "sha256:ab".into(),
+        };
+        let sidecar = sidecar_container(&plan, "r:5000/b:2", &launcher, &AgentResources::default());
         assert_eq!(sidecar["name"], "oras");
         assert_eq!(sidecar["restartPolicy"], "Always");
         assert_eq!(
@@ -170,6 +202,10 @@ mod tests {
                 "/mnt/oras",
                 "--output",
                 "r:5000/b:2",
+                "--image",
+                "python:3.12",
+                "--command-digest",
+                "sha256:ab",
                 "--push-on-failure",
                 "--plain-http"
             ])
@@ -184,13 +220,18 @@ mod tests {
     fn the_cache_credentials_come_first_and_optional_so_oras_env_wins() {
         let mut plan = plan();
         plan.cache_credentials = Some("oras-credentials".into());
-        let init = init_container(&plan, &AgentResources::default());
+        let init = init_container(&plan, None, &AgentResources::default());
         assert_eq!(
             init["envFrom"],
             json!([{"secretRef": {"name": "oras-credentials", "optional": true}}])
         );
         plan.oras_env = Some("oras-env".into());
-        let sidecar = sidecar_container(&plan, "r:5000/b:2", &AgentResources::default());
+        let sidecar = sidecar_container(
+            &plan,
+            "r:5000/b:2",
+            &Launcher::default(),
+            &AgentResources::default(),
+        );
         assert_eq!(
             sidecar["envFrom"],
             json!([
@@ -201,11 +242,62 @@ mod tests {
     }
 
     #[test]
+    fn the_sidecar_learns_its_pod_and_job_from_the_downward_api_only() {
+        let launcher = Launcher::default();
+        let sidecar =
+            sidecar_container(&plan(), "r:5000/b:2", &launcher, &AgentResources::default());
+        assert_eq!(
+            sidecar["env"],
+            json!([
+                {"name": "ORAS_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {"name": "ORAS_POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                {"name": "ORAS_JOB_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['batch.kubernetes.io/job-name']"}}}
+            ])
+        );
+        assert!(
+            !sidecar["args"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("--image"))
+        );
+    }
+
+    #[test]
+    fn init_with_memoize_carries_the_key() {
+        let key = MemoizeKey {
+            output: "r:5000/b:2".into(),
+            image: "python:3.12".into(),
+            command_digest: "sha256:ab".into(),
+        };
+        let init = init_container(&plan(), Some(key), &AgentResources::default());
+        let args: Vec<&str> = init["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            &args[5..],
+            [
+                "--memoize",
+                "--output",
+                "r:5000/b:2",
+                "--image",
+                "python:3.12",
+                "--command-digest",
+                "sha256:ab",
+                "--plain-http"
+            ]
+        );
+        assert!(init.get("env").is_none());
+    }
+
+    #[test]
     fn empty_resource_settings_leave_no_empty_maps() {
         let none = AgentResources {
             requests: Default::default(),
             limits: Default::default(),
         };
-        assert_eq!(init_container(&plan(), &none)["resources"], json!({}));
+        assert_eq!(init_container(&plan(), None, &none)["resources"], json!({}));
     }
 }

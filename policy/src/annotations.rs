@@ -32,6 +32,7 @@ pub struct OrasAnnotations {
     pub unpack: bool,
     pub debug: bool,
     pub push_on_failure: bool,
+    pub memoize: bool,
     /// Things the user should know about but that do not stop the pod.
     pub warnings: Vec<String>,
 }
@@ -103,6 +104,7 @@ pub fn read(annotations: Option<&Map<String, Value>>) -> Result<Option<OrasAnnot
             keys::PUSH_ON_FAILURE => {
                 read.push_on_failure = parse_bool(value).map_err(|p| bad(&p))?
             }
+            keys::MEMOIZE => read.memoize = parse_bool(value).map_err(|p| bad(&p))?,
             keys::ENTRYPOINT | keys::ORAS_ENTRYPOINT => read.warnings.push(format!(
                 "annotation {key} is ignored: oras-operator no longer downloads scripts at pod start"
             )),

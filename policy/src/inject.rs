@@ -2,14 +2,15 @@
 //! share volume, the `oras-init` init container, the `oras` sidecar when there is an
 //! output, and the launcher container's command.
 
-use oras_contract::agent_args::LaunchCommand;
+use oras_contract::agent_args::{LaunchCommand, MemoizeKey};
 use oras_contract::annotations as keys;
 use oras_contract::pod::{
     INIT_CONTAINER, SHARE_MOUNT_PATH, SHARE_VOLUME, SIDECAR_CONTAINER, launcher_agent_path,
 };
+use oras_contract::provenance::command_digest;
 use serde_json::{Map, Value, json};
 
-use crate::agent_containers::{init_container, share_mount, sidecar_container};
+use crate::agent_containers::{Launcher, init_container, share_mount, sidecar_container};
 use crate::image::{ImageLookup, application_argv, qualified_image};
 use crate::plan::Plan;
 use crate::settings::AgentResources;
@@ -54,6 +55,21 @@ pub fn inject(
         lookup,
     )?;
 
+    let recorded = Launcher {
+        image: spec["containers"][launcher_index]["image"]
+            .as_str()
+            .map(str::to_string),
+        command_digest: command_digest(&launch.command),
+    };
+    let memoize = match (&plan.output, plan.memoize) {
+        (Some(output), true) => Some(MemoizeKey {
+            output: output.clone(),
+            image: recorded.image.clone().unwrap_or_default(),
+            command_digest: recorded.command_digest.clone(),
+        }),
+        _ => None,
+    };
+
     let launcher = &mut spec["containers"][launcher_index];
     launcher["command"] = json!([launcher_agent_path()]);
     launcher["args"] = json!(launch.argv());
@@ -62,9 +78,9 @@ pub fn inject(
     let inits = spec
         .entry("initContainers")
         .or_insert_with(|| Value::Array(Vec::new()));
-    push_to_array(inits, init_container(plan, resources));
+    push_to_array(inits, init_container(plan, memoize, resources));
     if let Some(output) = &plan.output {
-        push_to_array(inits, sidecar_container(plan, output, resources));
+        push_to_array(inits, sidecar_container(plan, output, &recorded, resources));
     }
     let volumes = spec
         .entry("volumes")

@@ -29,6 +29,8 @@ pub struct Plan {
     pub unpack: bool,
     pub debug: bool,
     pub push_on_failure: bool,
+    /// Skip the application when the output already records this run.
+    pub memoize: bool,
 }
 
 impl Plan {
@@ -63,6 +65,13 @@ impl Plan {
                 )
             }
         };
+        if annotations.memoize && annotations.output.is_none() {
+            return Err(format!(
+                "annotation {}=\"true\" needs {}: memoization compares this run with the existing output",
+                keys::key(keys::MEMOIZE),
+                keys::key(keys::OUTPUT_URI)
+            ));
+        }
         Ok(Self {
             inputs: annotations
                 .inputs
@@ -85,6 +94,7 @@ impl Plan {
             unpack: annotations.unpack,
             debug: annotations.debug,
             push_on_failure: annotations.push_on_failure,
+            memoize: annotations.memoize,
         })
     }
 }

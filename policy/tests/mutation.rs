@@ -3,6 +3,7 @@
 mod common;
 
 use common::{OUTPUT, P, annotations};
+use oras_contract::provenance::command_digest;
 use oras_policy::evaluate::{AdmissionRequest, Outcome, evaluate};
 use oras_policy::image::ImageEntrypoint;
 use oras_policy::settings::Settings;
@@ -86,6 +87,10 @@ fn a_pod_with_an_output_gets_share_init_sidecar_and_launcher() {
             "/mnt/oras",
             "--output",
             "oras.team.svc.cluster.local:5000/dino/out:v1",
+            "--image",
+            "busybox",
+            "--command-digest",
+            command_digest(&["sh".into(), "-c".into(), "echo hi > out.txt".into()]),
             "--plain-http"
         ])
     );
@@ -114,6 +119,37 @@ fn a_pod_with_an_output_gets_share_init_sidecar_and_launcher() {
         pod["metadata"]["annotations"][format!("{P}injected")],
         "true"
     );
+}
+
+#[test]
+fn memoize_gives_init_the_key_the_sidecar_records() {
+    let mut pairs = OUTPUT.to_vec();
+    pairs.push(("memoize", "true"));
+    let pod = mutated(run("Pod", pod(&pairs)));
+    let inits = pod["spec"]["initContainers"].as_array().unwrap();
+    let digest = command_digest(&["sh".into(), "-c".into(), "echo hi > out.txt".into()]);
+    let init_args = inits[0]["args"].as_array().unwrap();
+    let memoize = init_args.iter().position(|a| a == "--memoize").unwrap();
+    assert_eq!(
+        init_args[memoize..memoize + 7],
+        [
+            json!("--memoize"),
+            json!("--output"),
+            json!("oras.team.svc.cluster.local:5000/dino/out:v1"),
+            json!("--image"),
+            json!("busybox"),
+            json!("--command-digest"),
+            json!(digest)
+        ]
+    );
+    assert!(
+        inits[1]["args"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(digest))
+    );
+    // The application container gets nothing of it.
+    assert!(pod["spec"]["containers"][0].get("env").is_none());
 }
 
 #[test]

@@ -1,5 +1,8 @@
 //! A real OCI registry for tests: Debian's `docker-registry` (CNCF distribution 2.8) on
-//! 127.0.0.1 with a free port and a temporary storage directory (deletes enabled).
+//! 127.0.0.1 with a free port and a temporary storage directory (deletes enabled); or
+//! another binary configured by distribution's `REGISTRY_*` variables; or
+//! go-containerregistry's registry with its referrers API on
+//! ([`Registry::start_with_referrers_api`]).
 //!
 //! The process is killed when the [`Registry`] is dropped, also when a test panics. It
 //! can be stopped and started again on the same port and storage, so tests can make the
@@ -86,6 +89,19 @@ impl Registry {
         Self::start_configured(port, None)
     }
 
+    /// Starts go-containerregistry's registry with the referrers API
+    /// (`referrers-registry` from `make tools`) on a free port, since neither
+    /// distribution 2.8 nor 3.1 serves `GET /v2/<name>/referrers/<digest>`. It keeps
+    /// everything in memory: a restart starts empty.
+    pub fn start_with_referrers_api() -> Result<Self> {
+        let binary =
+            crate::tools::tool("referrers-registry").map_err(|missing| RegistryError::Io {
+                action: "find the registry with the referrers API".into(),
+                source: io::Error::new(io::ErrorKind::NotFound, missing.to_string()),
+            })?;
+        Self::start_full(&binary, free_port()?, None, Vec::new())
+    }
+
     /// Starts a registry on a free port that requires HTTP basic authentication with
     /// the given `htpasswd` line (`user:bcrypt-hash`).
     pub fn start_with_htpasswd(htpasswd_line: &str) -> Result<Self> {
@@ -167,10 +183,16 @@ impl Registry {
         let log_err = log
             .try_clone()
             .map_err(io_error("open the registry's log"))?;
-        let child = Command::new(&self.binary)
-            .arg("serve")
-            .arg(&self.config)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
+        let mut command = Command::new(&self.binary);
+        if self.binary.ends_with("referrers-registry") {
+            command.arg(format!("127.0.0.1:{}", self.port));
+        } else {
+            command
+                .arg("serve")
+                .arg(&self.config)
+                .envs(self.env.iter().map(|(k, v)| (k, v)));
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
@@ -237,6 +259,11 @@ impl Registry {
     /// A reference in this registry: `127.0.0.1:<port>/<repository_and_tag>`.
     pub fn reference(&self, repository_and_tag: &str) -> String {
         format!("{}/{repository_and_tag}", self.host())
+    }
+
+    /// The registry's configuration file (what `docker-registry garbage-collect` reads).
+    pub fn config_path(&self) -> PathBuf {
+        self.config.clone()
     }
 
     /// The directory the registry stores its data in.

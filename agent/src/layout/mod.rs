@@ -58,6 +58,9 @@ pub struct Manifest {
     pub config: Descriptor,
     #[serde(default)]
     pub layers: Vec<Descriptor>,
+    /// The manifest this one is about (a referrer, such as an attestation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Descriptor>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }
@@ -76,7 +79,7 @@ pub fn build_manifest(
 ) -> Manifest {
     annotations
         .entry(CREATED_ANNOTATION.to_string())
-        .or_insert_with(|| chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string());
+        .or_insert_with(now_rfc3339);
     Manifest {
         schema_version: 2,
         media_type: Some(MANIFEST_MEDIA_TYPE.to_string()),
@@ -89,8 +92,14 @@ pub fn build_manifest(
             annotations: BTreeMap::new(),
         },
         layers,
+        subject: None,
         annotations,
     }
+}
+
+/// The creation time as `oras push` writes it (RFC 3339, seconds, UTC).
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// The descriptor of a file layer.

@@ -32,6 +32,51 @@ impl TestRegistry {
         Self::wrap(Registry::start_with_htpasswd(htpasswd_line))
     }
 
+    /// go-containerregistry's registry with the referrers API (from `make tools`).
+    pub fn start_with_referrers_api() -> Self {
+        Self::wrap(Registry::start_with_referrers_api())
+    }
+
+    /// The tags of `repository`.
+    pub fn tags(&self, repository: &str) -> Vec<String> {
+        self.inner
+            .tags(repository)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Stop the registry, run `docker-registry garbage-collect --delete-untagged` on its
+    /// storage, start it again.
+    pub fn collect_garbage(&mut self) {
+        self.inner.stop();
+        let output = std::process::Command::new(oras_testkit::registry::REGISTRY_BINARY)
+            .args(["garbage-collect", "--delete-untagged"])
+            .arg(self.inner.config_path())
+            .output()
+            .expect("run docker-registry garbage-collect");
+        assert!(
+            output.status.success(),
+            "garbage-collect: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        self.inner.restart().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Bytes under the registry's storage directory.
+    pub fn stored_bytes(&self) -> u64 {
+        fn walk(dir: &std::path::Path) -> u64 {
+            std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|entry| match entry.file_type() {
+                    Ok(kind) if kind.is_dir() => walk(&entry.path()),
+                    _ => entry.metadata().map(|m| m.len()).unwrap_or(0),
+                })
+                .sum()
+        }
+        walk(&self.inner.storage_dir())
+    }
+
     pub fn start_on(port: u16) -> Self {
         Self::wrap(Registry::start_on(port))
     }
