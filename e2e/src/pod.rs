@@ -469,12 +469,15 @@ mod tests {
                         {"secretRef": {"name": "oras-env"}}]
         }))
         .unwrap();
+        let pod =
+            pod_of(&json!({"kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": []}}))
+                .unwrap();
         let mut secrets = Secrets::default();
         secrets.insert(
             "oras-env",
             [("ORAS_PUSH_PASS".to_string(), "explicit".to_string())].into(),
         );
-        let env = container_env(&container, &secrets).unwrap();
+        let env = container_env(&container, &pod, &secrets).unwrap();
         assert_eq!(
             env,
             [("ORAS_PUSH_PASS".to_string(), "explicit".to_string())]
@@ -487,7 +490,7 @@ mod tests {
             ]
             .into(),
         );
-        let env = container_env(&container, &secrets).unwrap();
+        let env = container_env(&container, &pod, &secrets).unwrap();
         assert_eq!(
             env,
             [
