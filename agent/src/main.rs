@@ -161,11 +161,11 @@ fn run(command: Command) -> Result<ExitCode> {
                 let connection = connection.clone();
                 async move {
                     let reference = ArtifactRef::parse(&text).map_err(|e| e.to_string())?;
-                    transfer::manifest_annotations(&reference, &connection)
+                    transfer::manifest_of(&reference, &connection)
                         .await
-                        .map(|(digest, annotations)| provenance::lineage::Fetched {
+                        .map(|(digest, manifest)| provenance::lineage::Fetched {
                             digest,
-                            annotations,
+                            annotations: manifest.annotations,
                         })
                         .map_err(|e| format!("{e:#}"))
                 }

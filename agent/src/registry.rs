@@ -325,6 +325,18 @@ impl Registry {
         }
     }
 
+    /// Push a small in-memory blob unless the registry has it already.
+    pub async fn push_blob_if_missing(
+        &self,
+        data: bytes::Bytes,
+        digest: &str,
+    ) -> Result<(), RegistryError> {
+        if self.has_blob(digest).await? {
+            return Ok(());
+        }
+        self.push_blob_bytes(data, digest).await
+    }
+
     /// Push a small in-memory blob (a config, an attestation).
     pub async fn push_blob_bytes(
         &self,

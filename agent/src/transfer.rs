@@ -133,14 +133,12 @@ pub async fn push(
         .try_collect::<Vec<()>>()
         .await?;
 
-    if !registry.has_blob(layout::EMPTY_CONFIG_DIGEST).await? {
-        registry
-            .push_blob_bytes(
-                bytes::Bytes::from_static(layout::EMPTY_CONFIG),
-                layout::EMPTY_CONFIG_DIGEST,
-            )
-            .await?;
-    }
+    registry
+        .push_blob_if_missing(
+            bytes::Bytes::from_static(layout::EMPTY_CONFIG),
+            layout::EMPTY_CONFIG_DIGEST,
+        )
+        .await?;
     let descriptors = layers.into_iter().map(|(d, _)| d).collect();
     let manifest = layout::build_manifest(descriptors, annotations);
     let body = serde_json::to_vec_pretty(&manifest).context("cannot serialize the manifest")?;
@@ -167,21 +165,7 @@ pub async fn pull(
     unpack: bool,
     connection: &Connection,
 ) -> Result<Pulled> {
-    let registry = Registry::connect(
-        reference,
-        Operation::Pull,
-        connection.plain_http,
-        connection.retry,
-    )
-    .await?;
-    let (body, digest) = registry
-        .pull_manifest(&[
-            layout::MANIFEST_MEDIA_TYPE,
-            layout::DOCKER_MANIFEST_MEDIA_TYPE,
-        ])
-        .await?;
-    let manifest = layout::parse_manifest(&body)
-        .with_context(|| format!("{reference}: cannot read the manifest"))?;
+    let (registry, manifest, digest) = open_manifest(reference, connection).await?;
     std::fs::create_dir_all(target)
         .with_context(|| format!("cannot create {}", target.display()))?;
     let mut plan = Vec::new();
@@ -275,11 +259,11 @@ pub async fn tags(reference: &ArtifactRef, connection: &Connection) -> Result<Ve
     Ok(registry.list_tags().await?)
 }
 
-/// The manifest digest and annotations of `reference` (for lineage).
-pub async fn manifest_annotations(
+/// Reach the registry of `reference` for reading and fetch its image manifest.
+async fn open_manifest(
     reference: &ArtifactRef,
     connection: &Connection,
-) -> Result<(String, BTreeMap<String, String>)> {
+) -> Result<(Registry, layout::Manifest, String)> {
     let registry = Registry::connect(
         reference,
         Operation::Pull,
@@ -295,5 +279,14 @@ pub async fn manifest_annotations(
         .await?;
     let manifest = layout::parse_manifest(&body)
         .with_context(|| format!("{reference}: cannot read the manifest"))?;
-    Ok((digest, manifest.annotations))
+    Ok((registry, manifest, digest))
+}
+
+/// The manifest of `reference` and its digest (for lineage and memoization).
+pub async fn manifest_of(
+    reference: &ArtifactRef,
+    connection: &Connection,
+) -> Result<(String, layout::Manifest)> {
+    let (_, manifest, digest) = open_manifest(reference, connection).await?;
+    Ok((digest, manifest))
 }

@@ -471,28 +471,6 @@ fn restarted_launcher_gets_its_inputs_again_and_the_sidecar_pushes_the_new_run()
     );
 }
 
-/// The referrers `oras discover` lists for `reference`.
-fn discovered(reference: &str) -> Vec<serde_json::Value> {
-    let oras = oras_testkit::tools::tool("oras").expect("the oras CLI from `make tools`");
-    let output = std::process::Command::new(oras)
-        .args(["discover", "--plain-http", "--format", "json", reference])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let listed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    listed["referrers"]
-        .as_array()
-        .or_else(|| listed["manifests"].as_array())
-        .into_iter()
-        .flatten()
-        .cloned()
-        .collect()
-}
-
 #[test]
 fn on_a_registry_with_the_referrers_api_the_attestation_needs_no_referrers_tag() {
     let registry = TestRegistry::start_with_referrers_api();
@@ -529,7 +507,7 @@ fn on_a_registry_with_the_referrers_api_the_attestation_needs_no_referrers_tag()
 
     // This registry derives a referrer's artifactType from its config (as the
     // distribution spec's release candidates did), so the referrer is found by digest.
-    let found = discovered(&output);
+    let found = oras_testkit::tools::discover_referrers(&output).unwrap();
     assert_eq!(found.len(), 1, "{found:?}");
     // The registry indexed the referrer itself: no referrers tag was written.
     let tags = registry.tags("api/output");

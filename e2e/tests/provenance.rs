@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::{example, local};
 use oras_contract::annotations::key;
 use oras_contract::provenance::{command_digest, keys};
@@ -15,7 +13,7 @@ use oras_e2e::local::Local;
 use oras_e2e::runner::Phase;
 use oras_testkit::OrasPy;
 use oras_testkit::registry::header;
-use oras_testkit::tools::tool;
+use oras_testkit::tools::discover_referrers;
 use serde_json::Value;
 
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -64,28 +62,11 @@ fn application_argv(admitted: &Value) -> Vec<String> {
         .collect()
 }
 
-/// What `oras discover` lists for `reference`, as JSON.
-fn discover(reference: &str) -> Value {
-    let oras = tool("oras").expect("the oras CLI from `make tools`");
-    let output = Command::new(oras)
-        .args(["discover", "--plain-http", "--format", "json", reference])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "oras discover {reference}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
-/// Digests of the in-toto referrers `oras discover` lists.
-fn attestations(discovered: &Value) -> Vec<String> {
-    discovered["referrers"]
-        .as_array()
-        .or_else(|| discovered["manifests"].as_array())
-        .into_iter()
-        .flatten()
+/// Digests of the in-toto referrers `oras discover` lists for `reference`.
+fn attestations(reference: &str) -> Vec<String> {
+    discover_referrers(reference)
+        .unwrap()
+        .iter()
         .filter(|r| r["artifactType"] == IN_TOTO)
         .map(|r| r["digest"].as_str().unwrap().to_string())
         .collect()
@@ -104,25 +85,8 @@ fn is_rfc3339(text: &str) -> bool {
 #[test]
 fn the_workflow_outputs_carry_their_provenance_attestation_and_lineage() {
     let local = local();
-    let examples = oras_e2e::workspace::root().join("examples/workflow");
-    local
-        .push(
-            "workflow/params:v1",
-            &["params.env"],
-            &examples.join("params"),
-        )
-        .unwrap();
+    let step1 = common::start_example_workflow(&local);
     let (_, params_digest) = manifest(&local, "workflow/params", "v1");
-
-    let step1 = local
-        .run(&example("examples/workflow/step1-simulate.yaml"))
-        .unwrap();
-    assert_eq!(
-        step1.report.phase,
-        Phase::Succeeded,
-        "{}",
-        step1.report.summary()
-    );
     let step2 = local
         .run(&example("examples/workflow/step2-summarize.yaml"))
         .unwrap();
@@ -168,7 +132,7 @@ fn the_workflow_outputs_carry_their_provenance_attestation_and_lineage() {
     // The attestation is where `oras discover` looks on a registry without the
     // referrers API: the index tagged sha256-<hex> of the subject.
     let reference = local.registry.reference("workflow/summarize:summary");
-    let found = attestations(&discover(&reference));
+    let found = attestations(&reference);
     assert_eq!(found.len(), 1, "{found:?}");
     let tags = local.registry.tags("workflow/summarize").unwrap();
     assert!(tags.contains(&summary_digest.replace(':', "-")), "{tags:?}");
@@ -202,7 +166,7 @@ fn the_workflow_outputs_carry_their_provenance_attestation_and_lineage() {
     );
     // Step 1's attestation is found the same way.
     let step1_ref = local.registry.reference("workflow/simulate:results");
-    assert_eq!(attestations(&discover(&step1_ref)).len(), 1);
+    assert_eq!(attestations(&step1_ref).len(), 1);
 
     // The ORAS Python SDK still pulls both outputs as files.
     let oras_py = OrasPy::shared().expect("the ORAS Python SDK");

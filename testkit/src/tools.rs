@@ -46,3 +46,26 @@ pub fn tool(name: &str) -> Result<PathBuf, ToolMissing> {
         })
     }
 }
+
+/// The referrers that the oras Go CLI (`oras discover --format json`) lists for
+/// `reference` on a plain-HTTP registry.
+pub fn discover_referrers(reference: &str) -> Result<Vec<serde_json::Value>, String> {
+    let oras = tool("oras").map_err(|e| e.to_string())?;
+    let output = std::process::Command::new(oras)
+        .args(["discover", "--plain-http", "--format", "json", reference])
+        .output()
+        .map_err(|e| format!("cannot run oras discover: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "oras discover {reference}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let listed: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .map_err(|e| format!("oras discover {reference} printed no JSON: {e}"))?;
+    Ok(listed["referrers"]
+        .as_array()
+        .or_else(|| listed["manifests"].as_array())
+        .cloned()
+        .unwrap_or_default())
+}

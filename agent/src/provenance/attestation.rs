@@ -122,17 +122,15 @@ pub async fn attach(
         data: None,
         annotations: BTreeMap::new(),
     };
-    if !registry.has_blob(&layer.digest).await? {
-        registry.push_blob_bytes(body.into(), &layer.digest).await?;
-    }
-    if !registry.has_blob(layout::EMPTY_CONFIG_DIGEST).await? {
-        registry
-            .push_blob_bytes(
-                bytes::Bytes::from_static(layout::EMPTY_CONFIG),
-                layout::EMPTY_CONFIG_DIGEST,
-            )
-            .await?;
-    }
+    registry
+        .push_blob_if_missing(body.into(), &layer.digest)
+        .await?;
+    registry
+        .push_blob_if_missing(
+            bytes::Bytes::from_static(layout::EMPTY_CONFIG),
+            layout::EMPTY_CONFIG_DIGEST,
+        )
+        .await?;
     let manifest = referrer_manifest(&layer, subject);
     let body = serde_json::to_vec(&manifest).context("cannot serialize the referrer")?;
     let referrer = Descriptor {

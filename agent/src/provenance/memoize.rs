@@ -7,11 +7,8 @@
 use oras_contract::agent_args::MemoizeKey;
 
 use super::Provenance;
-use crate::credentials::Operation;
-use crate::layout;
 use crate::reference::ArtifactRef;
-use crate::registry::Registry;
-use crate::transfer::Connection;
+use crate::transfer::{self, Connection};
 
 /// Whether the application runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,21 +90,7 @@ pub async fn check(key: &MemoizeKey, inputs: &[String], connection: &Connection)
         Ok(output) => output,
         Err(err) => return Decision::Run(format!("cannot read the output reference: {err}")),
     };
-    let fetched = async {
-        let registry = Registry::connect(
-            &output,
-            Operation::Pull,
-            connection.plain_http,
-            connection.retry,
-        )
-        .await?;
-        let (body, digest) = registry
-            .pull_manifest(&[layout::MANIFEST_MEDIA_TYPE])
-            .await?;
-        let manifest = layout::parse_manifest(&body)?;
-        anyhow::Ok((digest, manifest))
-    }
-    .await;
+    let fetched = transfer::manifest_of(&output, connection).await;
     match fetched {
         Ok((digest, manifest)) => decide(
             &digest,

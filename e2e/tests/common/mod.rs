@@ -54,6 +54,24 @@ pub fn job(name: &str, annotations_: &[(&str, &str)], script: &str) -> Value {
     })
 }
 
+/// Push the example workflow's parameters and run its step 1, which must succeed.
+pub fn start_example_workflow(local: &Local) -> oras_e2e::local::Step {
+    let params = workspace::root().join("examples/workflow/params");
+    local
+        .push("workflow/params:v1", &["params.env"], &params)
+        .expect("push the workflow's parameters");
+    let step1 = local
+        .run(&example("examples/workflow/step1-simulate.yaml"))
+        .expect("run step 1");
+    assert_eq!(
+        step1.report.phase,
+        oras_e2e::runner::Phase::Succeeded,
+        "{}",
+        step1.report.summary()
+    );
+    step1
+}
+
 pub fn example(path: &str) -> Value {
     oras_e2e::pod::read_object(&workspace::root().join(path)).expect("read the example")
 }
