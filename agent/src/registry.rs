@@ -616,14 +616,16 @@ impl Registry {
                 // A range from byte 0 makes the registry answer 206, which the crate
                 // passes through without hashing it a second time (we hash below);
                 // a registry that answers 200 instead gets the crate's check as well.
-                // An empty blob has no byte 0 to ask for (416): plain request.
+                // The range is closed (`bytes=0-<size-1>`): some registries (such as
+                // go-containerregistry's) refuse the open form. An empty blob has no
+                // byte 0 to ask for (416): plain request.
                 let client = self.blob_client();
                 let oci = self.reference.oci();
                 let mut stream = if size == 0 {
                     client.pull_blob_stream(oci, &descriptor).await?.stream
                 } else {
                     match client
-                        .pull_blob_stream_partial(oci, &descriptor, 0, None)
+                        .pull_blob_stream_partial(oci, &descriptor, 0, Some(size))
                         .await?
                     {
                         BlobResponse::Full(sized) | BlobResponse::Partial(sized) => sized.stream,

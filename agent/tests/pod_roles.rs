@@ -475,11 +475,21 @@ fn restarted_launcher_gets_its_inputs_again_and_the_sidecar_pushes_the_new_run()
 fn on_a_registry_with_the_referrers_api_the_attestation_needs_no_referrers_tag() {
     let registry = TestRegistry::start_with_referrers_api();
     let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    write(&src.join("in.txt"), b"input\n");
+    let input = registry.reference("api/input:1");
     let output = registry.reference("api/output:1");
+    agent_ok(&["push", "--plain-http", &input, "in.txt"], &src);
     let share = work.path().join("share");
-    // No input: this registry does not serve the ranged GET the agent pulls with.
     agent_ok(
-        &["init", "--share", share.to_str().unwrap(), "--plain-http"],
+        &[
+            "init",
+            "--share",
+            share.to_str().unwrap(),
+            "--input",
+            &input,
+            "--plain-http",
+        ],
         work.path(),
     );
     let sidecar = Sidecar::start(
@@ -493,7 +503,7 @@ fn on_a_registry_with_the_referrers_api_the_attestation_needs_no_referrers_tag()
         &share,
         &app,
         &["--output-path", "out.txt", "--wait-push"],
-        "echo made > out.txt",
+        "cp in.txt out.txt",
     );
     assert!(
         launched.status.success(),
@@ -524,5 +534,10 @@ fn on_a_registry_with_the_referrers_api_the_attestation_needs_no_referrers_tag()
         annotations["oras.converged-computing.github.io/command-digest"],
         "sha256:00"
     );
-    assert_eq!(annotations["oras.converged-computing.github.io/inputs"], "");
+    assert!(
+        annotations["oras.converged-computing.github.io/inputs"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{input}@sha256:"))
+    );
 }
