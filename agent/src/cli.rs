@@ -33,6 +33,13 @@ pub enum Command {
     Prune(PruneArgs),
     /// Print the steps behind an artifact: its provenance, then its inputs', recursively.
     Lineage(LineageArgs),
+    /// Ask a registry pod's maintenance endpoint for a garbage collection.
+    Collect(CollectArgs),
+    /// Pod role: run the registry, and collect its garbage on request while it is
+    /// read-only.
+    ServeRegistry(ServeRegistryArgs),
+    /// Copy this binary into a directory (an init container's job).
+    Install(InstallArgs),
     /// Pod role: install the agent into the share and pull the inputs.
     #[command(name = subcommands::INIT)]
     Init(InitArgs),
@@ -102,6 +109,43 @@ pub enum LineageFormat {
 }
 
 #[derive(Debug, Args)]
+pub struct CollectArgs {
+    /// Also write the summary as one line of JSON to FILE (the collect CronJob's
+    /// termination message).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<std::path::PathBuf>,
+    /// The endpoint: http://HOST:PORT/collect. The token comes from
+    /// ORAS_MAINTENANCE_TOKEN.
+    pub url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeRegistryArgs {
+    /// The registry binary.
+    #[arg(long, value_name = "PATH", default_value = "registry")]
+    pub registry: std::path::PathBuf,
+    /// The registry's configuration file [default: the image's, 3.x or 2.x].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+    /// Where the registry answers, for the readiness probe [default: from
+    /// REGISTRY_HTTP_ADDR, on loopback].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub probe: Option<std::net::SocketAddr>,
+    /// Serve POST /collect here (HOST:PORT); the token comes from ORAS_MAINTENANCE_TOKEN.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub maintenance: Option<String>,
+    /// Seconds a stopping registry may take before it is killed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 20)]
+    pub grace: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// The directory the binary is copied into, as `oras-agent`.
+    pub dir: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
 pub struct LineageArgs {
     #[command(flatten)]
     pub transport: TransportArgs,
@@ -134,6 +178,10 @@ pub struct PruneArgs {
     /// A tag never deleted, repeatable.
     #[arg(long, value_name = "TAG")]
     pub protect: Vec<String>,
+    /// Also write a one-line JSON summary to FILE (the prune CronJob's termination
+    /// message, which the controller reports in the cache's status).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<std::path::PathBuf>,
     /// The registry, and optionally a repository prefix: host[:port][/prefix].
     pub target: String,
 }
@@ -227,6 +275,7 @@ impl Command {
             Command::Init(a) => a.transport.debug,
             Command::Launch(a) => a.debug,
             Command::Sidecar(a) => a.transport.debug,
+            Command::Collect(_) | Command::ServeRegistry(_) | Command::Install(_) => false,
         }
     }
 }

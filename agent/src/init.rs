@@ -68,14 +68,18 @@ pub async fn run(options: InitOptions) -> Result<()> {
     Ok(())
 }
 
-/// Copy the running binary to `bin/oras-agent` in the share (write, then rename).
+/// Copy the running binary to `bin/oras-agent` in the share.
 fn install_agent(share: &ShareDir) -> Result<()> {
+    install_self(&share.agent_binary())
+}
+
+/// Copy the running binary to `dest` (write, then rename), executable.
+pub fn install_self(dest: &Path) -> Result<()> {
     let me = std::env::current_exe().context("cannot find the agent's own binary")?;
-    let dest = share.agent_binary();
-    if same_file(&me, &dest) {
+    if same_file(&me, dest) {
         return Ok(());
     }
-    let dir = dest.parent().unwrap_or(share.root());
+    let dir = dest.parent().unwrap_or(Path::new("."));
     let temp = tempfile::Builder::new()
         .prefix(".oras-agent-")
         .tempfile_in(dir)
@@ -84,7 +88,7 @@ fn install_agent(share: &ShareDir) -> Result<()> {
     fs::copy(&me, temp.path()).with_context(install_error)?;
     fs::set_permissions(temp.path(), fs::Permissions::from_mode(0o755))
         .with_context(install_error)?;
-    temp.persist(&dest).with_context(install_error)?;
+    temp.persist(dest).with_context(install_error)?;
     tracing::debug!("installed {}", dest.display());
     Ok(())
 }

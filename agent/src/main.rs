@@ -7,6 +7,7 @@ mod fsutil;
 mod init;
 mod launch;
 mod layout;
+mod maintenance;
 mod progress;
 mod provenance;
 mod prune;
@@ -153,6 +154,42 @@ fn run(command: Command) -> Result<ExitCode> {
                     " (the registry's garbage collector frees them)"
                 }
             );
+            if let Some(file) = &args.report {
+                let summary = report.summary(args.dry_run).to_json();
+                std::fs::write(file, summary + "\n")
+                    .with_context(|| format!("cannot write the report {}", file.display()))?;
+            }
+        }
+        Command::Collect(args) => {
+            let summary = runtime()?.block_on(maintenance::client::collect(&args.url))?;
+            let count =
+                |n: Option<u64>| n.map_or("an unknown number of".to_string(), |n| n.to_string());
+            println!(
+                "collected {} blobs and {} manifests; {} bytes freed; pushes refused for {} ms",
+                count(summary.blobs_deleted),
+                count(summary.manifests_deleted),
+                count(summary.bytes_freed),
+                summary.read_only_millis
+            );
+            if let Some(file) = &args.report {
+                std::fs::write(file, summary.to_json() + "\n")
+                    .with_context(|| format!("cannot write the report {}", file.display()))?;
+            }
+        }
+        Command::ServeRegistry(args) => {
+            let code = maintenance::supervisor::run(maintenance::supervisor::Options {
+                program: args.registry,
+                config: args.config,
+                probe: args.probe,
+                maintenance: args.maintenance,
+                grace: std::time::Duration::from_secs(args.grace),
+            })?;
+            return Ok(ExitCode::from(code));
+        }
+        Command::Install(args) => {
+            let dest = args.dir.join("oras-agent");
+            init::install_self(&dest)?;
+            println!("{}", dest.display());
         }
         Command::Lineage(args) => {
             ArtifactRef::parse(&args.reference)?;

@@ -69,6 +69,15 @@ pub enum RegistryError {
         seconds: u64,
         last: String,
     },
+    #[error(
+        "cannot {action} {reference} at registry {registry}: it no longer has a blob the manifest names ({reason})"
+    )]
+    BlobUnknown {
+        registry: String,
+        reference: String,
+        action: String,
+        reason: String,
+    },
     #[error("cannot {action} {reference} at registry {registry}: {reason}")]
     Failed {
         registry: String,
@@ -100,11 +109,41 @@ fn is_transient(err: &OciDistributionError) -> bool {
                 || e.status()
                     .is_some_and(|s| s.is_server_error() || s.as_u16() == 429)
         }
-        OciDistributionError::ServerError { code, .. } => *code >= 500 || *code == 429,
+        OciDistributionError::ServerError { code, message, .. } => {
+            *code >= 500 || *code == 429 || is_read_only(*code, message)
+        }
         OciDistributionError::RegistryError { envelope, .. } => envelope
             .errors
             .iter()
             .any(|e| matches!(e.code, OciErrorCode::Toomanyrequests)),
+        _ => false,
+    }
+}
+
+/// Distribution's answer to a write while it is read-only
+/// (`storage.maintenance.readonly`, during a cache's garbage collection): a plain 405.
+/// It ends when the collection does.
+fn is_read_only(code: u16, message: &str) -> bool {
+    code == 405 && message.trim().eq_ignore_ascii_case("method not allowed")
+}
+
+/// A manifest refused because the registry lacks one of its blobs (collected between
+/// their upload and the manifest's): `MANIFEST_BLOB_UNKNOWN` in the error envelope,
+/// which `oci-client` passes on parsed or as the body of a 400.
+fn is_manifest_blob_unknown(err: &OciDistributionError) -> bool {
+    let code = "MANIFEST_BLOB_UNKNOWN";
+    match err {
+        OciDistributionError::RegistryError { envelope, .. } => envelope
+            .errors
+            .iter()
+            .any(|e| matches!(e.code, OciErrorCode::ManifestBlobUnknown)),
+        OciDistributionError::ServerError {
+            code: 400, message, ..
+        } => serde_json::from_str::<serde_json::Value>(message).is_ok_and(|envelope| {
+            envelope["errors"]
+                .as_array()
+                .is_some_and(|errors| errors.iter().any(|e| e["code"] == code))
+        }),
         _ => false,
     }
 }
@@ -253,6 +292,14 @@ impl Registry {
                     );
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(3));
+                }
+                Err(err) if is_manifest_blob_unknown(&err) => {
+                    return Err(RegistryError::BlobUnknown {
+                        registry: self.reference.registry().to_string(),
+                        reference: self.reference.to_string(),
+                        action: action.to_string(),
+                        reason: error_chain(&err),
+                    });
                 }
                 Err(err) => return Err(self.failed(action, error_chain(&err))),
             }

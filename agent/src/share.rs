@@ -96,10 +96,6 @@ impl ShareDir {
         }
     }
 
-    pub fn root(&self) -> &Path {
-        self.layout.root()
-    }
-
     pub fn agent_binary(&self) -> PathBuf {
         self.layout.agent_binary()
     }

@@ -11,7 +11,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use crate::credentials::Operation;
 use crate::layout::{self, Descriptor, LayerKind, pack};
 use crate::reference::ArtifactRef;
-use crate::registry::{Registry, RetryPolicy};
+use crate::registry::{Registry, RegistryError, RetryPolicy};
 
 /// Blobs transferred at the same time.
 const CONCURRENT_BLOBS: usize = 4;
@@ -110,44 +110,70 @@ pub async fn push(
     let layers = layers.context("the packing task failed")??;
     let registry = registry?;
 
+    upload_missing_blobs(&registry, &layers).await?;
+    let descriptors = layers.iter().map(|(d, _)| d.clone()).collect();
+    let manifest = layout::build_manifest(descriptors, annotations);
+    let body = serde_json::to_vec_pretty(&manifest).context("cannot serialize the manifest")?;
+    let size = body.len() as u64;
+    let digest = publish_manifest(&registry, &layers, body).await?;
+    tracing::info!("pushed {reference} as {digest}");
+    Ok(PushedManifest { digest, size })
+}
+
+/// Pushes the manifest of `layers`. When the registry collected garbage between their
+/// upload and now (it refuses the manifest: blob unknown), they are uploaded again and
+/// the manifest pushed once more.
+async fn publish_manifest(
+    registry: &Registry,
+    layers: &[(Descriptor, Blob)],
+    body: Vec<u8>,
+) -> Result<String> {
+    match registry
+        .push_manifest(body.clone(), layout::MANIFEST_MEDIA_TYPE)
+        .await
+    {
+        Err(RegistryError::BlobUnknown { .. }) => {
+            tracing::warn!(
+                "{}: the registry lost blobs of this push; uploading them again",
+                registry.reference()
+            );
+            upload_missing_blobs(registry, layers).await?;
+            Ok(registry
+                .push_manifest(body, layout::MANIFEST_MEDIA_TYPE)
+                .await?)
+        }
+        pushed => Ok(pushed?),
+    }
+}
+
+/// Uploads the layers and the empty config the registry does not have yet.
+async fn upload_missing_blobs(registry: &Registry, layers: &[(Descriptor, Blob)]) -> Result<()> {
     futures_util::stream::iter(layers.iter())
-        .map(|(descriptor, blob)| {
-            let registry = &registry;
-            async move {
-                if registry.has_blob(&descriptor.digest).await? {
-                    tracing::debug!(digest = %descriptor.digest, "blob already in the registry");
-                    return Ok(());
-                }
-                tracing::info!(
-                    "pushing {} ({} bytes) to {}",
-                    descriptor.title().unwrap_or_default(),
-                    descriptor.size,
-                    registry.reference()
-                );
-                registry
-                    .push_blob_file(blob.path(), &descriptor.digest, descriptor.size)
-                    .await
+        .map(|(descriptor, blob)| async move {
+            if registry.has_blob(&descriptor.digest).await? {
+                tracing::debug!(digest = %descriptor.digest, "blob already in the registry");
+                return Ok(());
             }
+            tracing::info!(
+                "pushing {} ({} bytes) to {}",
+                descriptor.title().unwrap_or_default(),
+                descriptor.size,
+                registry.reference()
+            );
+            registry
+                .push_blob_file(blob.path(), &descriptor.digest, descriptor.size)
+                .await
         })
         .buffer_unordered(CONCURRENT_BLOBS)
         .try_collect::<Vec<()>>()
         .await?;
-
     registry
         .push_blob_if_missing(
             bytes::Bytes::from_static(layout::EMPTY_CONFIG),
             layout::EMPTY_CONFIG_DIGEST,
         )
         .await?;
-    let descriptors = layers.into_iter().map(|(d, _)| d).collect();
-    let manifest = layout::build_manifest(descriptors, annotations);
-    let body = serde_json::to_vec_pretty(&manifest).context("cannot serialize the manifest")?;
-    let size = body.len() as u64;
-    let digest = registry
-        .push_manifest(body, layout::MANIFEST_MEDIA_TYPE)
-        .await?;
-    tracing::info!("pushed {reference} as {digest}");
-    Ok(PushedManifest { digest, size })
+    Ok(())
 }
 
 /// What a pull placed.
@@ -289,4 +315,79 @@ pub async fn manifest_of(
 ) -> Result<(String, layout::Manifest)> {
     let (_, manifest, digest) = open_manifest(reference, connection).await?;
     Ok((digest, manifest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Distribution 2.8 (Debian's `docker-registry`): the layer is uploaded, the
+    /// registry collects garbage before the manifest arrives (the blob has no tag yet,
+    /// so it goes), and the manifest is refused. The push uploads the blob again.
+    #[test]
+    fn a_manifest_refused_after_a_collection_is_pushed_again_with_its_blobs() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut registry = oras_testkit::Registry::start().unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let file = work.path().join("result.txt");
+        std::fs::write(&file, b"the step's result\n").unwrap();
+        let source = PushSource {
+            path: file,
+            title: "result.txt".into(),
+        };
+        let reference = ArtifactRef::parse(&registry.reference("steps/a:v1")).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let retry = RetryPolicy {
+            budget: std::time::Duration::from_secs(5),
+        };
+        let layers = vec![prepare(&source, work.path()).unwrap()];
+        let body = serde_json::to_vec(&layout::build_manifest(
+            layers.iter().map(|(d, _)| d.clone()).collect(),
+            BTreeMap::new(),
+        ))
+        .unwrap();
+        let connect = || Registry::connect(&reference, Operation::Push, true, retry);
+        let layer = layers[0].0.digest.clone();
+
+        runtime.block_on(async {
+            upload_missing_blobs(&connect().await.unwrap(), &layers)
+                .await
+                .unwrap();
+        });
+        let stored =
+            |registry: &oras_testkit::Registry| registry.blob_data_path(&layer).unwrap().exists();
+        assert!(stored(&registry), "uploaded");
+        registry.stop();
+        let collected = std::process::Command::new(oras_testkit::registry::REGISTRY_BINARY)
+            .args(["garbage-collect", "--delete-untagged"])
+            .arg(registry.config_path())
+            .output()
+            .unwrap();
+        assert!(collected.status.success());
+        registry.restart().unwrap();
+        assert!(!stored(&registry), "collected");
+
+        let refused = runtime.block_on(async {
+            connect()
+                .await
+                .unwrap()
+                .push_manifest(body.clone(), layout::MANIFEST_MEDIA_TYPE)
+                .await
+        });
+        assert!(
+            matches!(refused, Err(RegistryError::BlobUnknown { .. })),
+            "{refused:?}"
+        );
+        let expected = crate::registry::sha256_digest(&body);
+        let digest = runtime
+            .block_on(async { publish_manifest(&connect().await.unwrap(), &layers, body).await })
+            .unwrap();
+        assert_eq!(digest, expected);
+        assert!(stored(&registry), "uploaded again");
+        let stored = registry.manifest("steps/a", "v1").unwrap().unwrap();
+        assert_eq!(stored["layers"][0]["digest"], layer);
+    }
 }

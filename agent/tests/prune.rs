@@ -7,6 +7,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
+use oras_contract::retention::PruneSummary;
 use support::registry::TestRegistry;
 use support::*;
 
@@ -152,9 +153,23 @@ fn prune_applies_each_rule_and_the_collector_then_frees_the_space() {
             "2d",
             "--protect",
             "run-1",
+            "--report",
+            "report.json",
             &steps,
         ],
         work,
+    );
+    let report = std::fs::read_to_string(work.join("report.json")).unwrap();
+    assert_eq!(
+        PruneSummary::from_json(&report),
+        Some(PruneSummary {
+            dry_run: false,
+            manifests_deleted: 2,
+            tags_deleted: 2,
+            referrers_deleted: 1,
+            untagged_bytes: 14,
+        }),
+        "{report}"
     );
     assert!(
         out.contains("deleted 2 manifests (2 tags) and 1 referrers"),

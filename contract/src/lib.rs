@@ -11,4 +11,5 @@ pub mod kubernetes;
 pub mod pod;
 pub mod provenance;
 pub mod reference;
+pub mod retention;
 pub mod share;

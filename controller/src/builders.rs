@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod credentials;
 pub mod network_policy;
+pub mod retention;
 
 use std::collections::BTreeMap;
 
@@ -139,6 +140,7 @@ pub fn validate(cache: &OrasCache) -> Result<(), InvalidSpec> {
     }
     network_policy::validate(cache)?;
     auth::validate(cache)?;
+    retention::validate(cache)?;
     Ok(())
 }
 
@@ -409,6 +411,9 @@ pub fn status(
         endpoint,
         ready_replicas,
         observed_generation: generation,
+        // What the controller last did about retention stands until it does otherwise
+        // (a deploy pass, or a removal).
+        retention: previous.and_then(|s| s.retention.clone()),
     }
 }
 

@@ -8,12 +8,14 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
@@ -42,7 +44,15 @@ pub struct Settings {
     /// Image of the gate in front of the registry of caches with `auth.enabled`: the
     /// controller's own image (`oras-controller gate`).
     pub gate_image: String,
+    /// Image of the prune CronJob of caches with `retention` (`oras-agent prune`).
+    pub agent_image: String,
 }
+
+/// The agent image of this release, by its version tag.
+pub const DEFAULT_AGENT_IMAGE: &str = concat!(
+    "ghcr.io/converged-computing/oras-operator-rs/oras-agent:",
+    env!("CARGO_PKG_VERSION")
+);
 
 /// The gate image of this release: the controller image by its version tag.
 pub const DEFAULT_GATE_IMAGE: &str = concat!(
@@ -55,6 +65,7 @@ impl Default for Settings {
         Self {
             cluster_domain: "cluster.local".into(),
             gate_image: DEFAULT_GATE_IMAGE.into(),
+            agent_image: DEFAULT_AGENT_IMAGE.into(),
         }
     }
 }
@@ -345,7 +356,11 @@ async fn apply_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Error> 
         if remove_owned::<NetworkPolicy>(cache, ctx, &namespace, "NetworkPolicy").await? {
             removed.push("NetworkPolicy");
         }
-        let status = builders::status(cache, &Observed::External, domain, &now);
+        if remove_prune_cron_job(cache, ctx, &namespace).await? {
+            removed.push("prune CronJob");
+        }
+        let mut status = builders::status(cache, &Observed::External, domain, &now);
+        status.retention = None;
         write_status(cache, ctx, &namespace, status).await?;
         if !removed.is_empty() {
             let listed = match removed.split_last() {
@@ -407,12 +422,33 @@ async fn apply_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Error> 
     )
     .await?;
     if cache.spec.access.network_policy {
-        let policy = builders::network_policy::network_policy(cache, owner);
+        let policy = builders::network_policy::network_policy(cache, owner.clone());
         apply(ctx, &namespace, &name, "NetworkPolicy", &policy).await?;
     } else if remove_owned::<NetworkPolicy>(cache, ctx, &namespace, "NetworkPolicy").await? {
         let note = "access.networkPolicy is false: deleted the NetworkPolicy".to_string();
         publish(ctx, cache, EventType::Normal, "Removed", note).await;
     }
+    let retention = match builders::retention::prune_cron_job(
+        cache,
+        owner,
+        &ctx.settings.agent_image,
+        domain,
+    ) {
+        Some(job) => {
+            let prune = builders::retention::prune_job_name(cache);
+            apply(ctx, &namespace, &prune, "CronJob", &job).await?;
+            let pods = prune_pods(cache, ctx, &namespace).await?;
+            let previous = cache.status.as_ref().and_then(|s| s.retention.as_ref());
+            builders::retention::status(cache, &pods, previous)
+        }
+        None => {
+            if remove_prune_cron_job(cache, ctx, &namespace).await? {
+                let note = "retention is unset: deleted the prune CronJob".to_string();
+                publish(ctx, cache, EventType::Normal, "Removed", note).await;
+            }
+            None
+        }
+    };
 
     let ready_replicas = applied
         .status
@@ -420,7 +456,8 @@ async fn apply_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Error> 
         .and_then(|s| s.ready_replicas)
         .unwrap_or(0);
     let event = builders::deploy_event(cache);
-    let status = builders::status(cache, &Observed::Deployed { ready_replicas }, domain, &now);
+    let mut status = builders::status(cache, &Observed::Deployed { ready_replicas }, domain, &now);
+    status.retention = retention;
     write_status(cache, ctx, &namespace, status).await?;
     if let Some((reason, note)) = event {
         publish(ctx, cache, EventType::Normal, reason, note).await;
@@ -525,8 +562,8 @@ where
     })
 }
 
-/// Deletes the cache's object of kind `K` when it exists and this cache owns it.
-/// Returns whether something was deleted.
+/// Deletes the cache's object of kind `K` (named after the cache) when it exists and
+/// this cache owns it. Returns whether something was deleted.
 async fn remove_owned<K>(
     cache: &OrasCache,
     ctx: &Context,
@@ -539,7 +576,58 @@ where
         + DeserializeOwned
         + std::fmt::Debug,
 {
-    let name = cache.name_any();
+    remove_owned_named::<K>(cache, ctx, namespace, kind, cache.name_any()).await
+}
+
+/// Deletes the prune CronJob when the status says the controller made one (a cache that
+/// never had retention costs no request).
+async fn remove_prune_cron_job(
+    cache: &OrasCache,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<bool, Error> {
+    if cache
+        .status
+        .as_ref()
+        .and_then(|s| s.retention.as_ref())
+        .is_none()
+    {
+        return Ok(false);
+    }
+    let name = builders::retention::prune_job_name(cache);
+    remove_owned_named::<CronJob>(cache, ctx, namespace, "CronJob", name).await
+}
+
+/// The cache's prune pods (their runs, for the status).
+async fn prune_pods(cache: &OrasCache, ctx: &Context, namespace: &str) -> Result<Vec<Pod>, Error> {
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let selector = builders::retention::prune_pod_selector(cache);
+    api.list(&ListParams::default().labels(&selector))
+        .await
+        .map(|list| list.items)
+        .map_err(|source| Error::Kube {
+            action: "list",
+            kind: "Pod",
+            namespace: namespace.into(),
+            name: selector,
+            source,
+        })
+}
+
+/// [`remove_owned`] for an object named `name`.
+async fn remove_owned_named<K>(
+    cache: &OrasCache,
+    ctx: &Context,
+    namespace: &str,
+    kind: &'static str,
+    name: String,
+) -> Result<bool, Error>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
     let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
     let failed = |action: &'static str| {
         let name = name.clone();
@@ -661,6 +749,26 @@ where
     })
 }
 
+/// Prune pods that have finished: their run goes into their cache's status.
+fn finished_prune_pods(
+    client: &Client,
+) -> impl futures::Stream<Item = Result<Pod, watcher::Error>> + Send + 'static {
+    let config = watcher::Config::default().labels(&builders::retention::all_prune_pods_selector());
+    watcher(Api::<Pod>::all(client.clone()), config)
+        .default_backoff()
+        .applied_objects()
+        .try_filter(|pod| {
+            let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+            std::future::ready(matches!(phase, Some("Succeeded" | "Failed")))
+        })
+}
+
+/// The cache a prune pod ran for: its `app.kubernetes.io/instance`, in its namespace.
+fn cache_of_prune_pod(pod: &Pod) -> Option<ObjectRef<OrasCache>> {
+    let name = pod.labels().get("app.kubernetes.io/instance")?;
+    Some(ObjectRef::new(name).within(&pod.namespace()?))
+}
+
 /// When the controller stops.
 pub enum Shutdown {
     /// On SIGTERM or SIGINT (the process).
@@ -705,12 +813,16 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>, shutdown: Shutdown) 
     let policies = changes::<NetworkPolicy>(&client, &owned, "NetworkPolicy", &ctx.own_writes);
     // Secrets: a deleted `<cache>-credentials` brings its cache back to make new ones.
     let secrets = changes::<Secret>(&client, &owned, "Secret", &ctx.own_writes);
+    let cron_jobs = changes::<CronJob>(&client, &owned, "CronJob", &ctx.own_writes);
+    let finished_prunes = finished_prune_pods(&client);
 
     let controller = Controller::for_stream(caches, reader)
         .owns_stream(statefulsets)
         .owns_stream(services)
         .owns_stream(policies)
-        .owns_stream(secrets);
+        .owns_stream(secrets)
+        .owns_stream(cron_jobs)
+        .watches_stream(finished_prunes, |pod| cache_of_prune_pod(&pod));
     let controller = match shutdown {
         Shutdown::Signal => controller.shutdown_on_signal(),
         Shutdown::On(stop) => controller.graceful_shutdown_on(async move {

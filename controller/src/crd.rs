@@ -98,6 +98,39 @@ pub struct OrasCacheSpec {
     /// Whether the registry requires credentials, which the controller generates.
     #[serde(default)]
     pub auth: CacheAuth,
+
+    /// Which artifacts the cache keeps: a CronJob `<cache>-prune` runs `oras-agent
+    /// prune` against the registry on `schedule`. Absent: everything is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<CacheRetention>,
+}
+
+/// What `oras-agent prune` keeps of each repository (at least one of `keepLast` and
+/// `maxAge`). Tags are dated by `org.opencontainers.image.created`; undated ones are
+/// never deleted by age and count as the oldest for `keepLast`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheRetention {
+    /// Keep the N newest tags of each repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub keep_last: Option<u32>,
+
+    /// Delete tags created longer ago than this: a whole number and s, m, h, d or w
+    /// (`12h`, `7d`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<String>,
+
+    /// When the prune runs, in cron syntax (UTC unless the CronJob's time zone is set).
+    #[serde(default = "default_retention_schedule")]
+    pub schedule: String,
+}
+
+/// Hourly, at minute 0.
+pub const DEFAULT_RETENTION_SCHEDULE: &str = "0 * * * *";
+
+fn default_retention_schedule() -> String {
+    DEFAULT_RETENTION_SCHEDULE.to_string()
 }
 
 /// Network access to the registry, enforced by a NetworkPolicy (only where the cluster's
@@ -274,6 +307,50 @@ pub struct OrasCacheStatus {
     /// The `metadata.generation` of the spec this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+
+    /// The prune CronJob of `spec.retention` and its last run; unset without retention.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionStatus>,
+}
+
+/// The CronJob that applies `spec.retention`, and what its last run did.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionStatus {
+    /// Name of the CronJob (`<cache>-prune`).
+    pub cron_job: String,
+
+    /// Its schedule.
+    pub schedule: String,
+
+    /// The last prune run that finished; unset until one has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_prune: Option<PruneRun>,
+}
+
+/// One finished run of `oras-agent prune`, read from its pod's termination message.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PruneRun {
+    /// When it finished (RFC 3339).
+    #[schemars(extend("format" = "date-time"))]
+    pub time: String,
+
+    /// `Succeeded` or `Failed`.
+    pub result: String,
+
+    /// Tags it deleted (a succeeded run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags_deleted: Option<u64>,
+
+    /// Bytes of layers that no longer have a tag: what the registry's garbage
+    /// collector can free (a succeeded run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub untagged_bytes: Option<u64>,
+
+    /// Its summary, or the end of its log when it failed.
+    #[serde(default)]
+    pub message: String,
 }
 
 /// One condition, with the fields of the Kubernetes `metav1.Condition`.
@@ -328,6 +405,7 @@ impl Default for OrasCacheSpec {
             port: DEFAULT_PORT,
             access: CacheAccess::default(),
             auth: CacheAuth::default(),
+            retention: None,
         }
     }
 }

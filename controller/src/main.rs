@@ -11,7 +11,7 @@ use oras_controller::server::{self, Probes};
 use oras_controller::{Context, Settings, controller};
 
 const USAGE: &str = "usage: oras-controller [--metrics-addr HOST:PORT] [--cluster-domain DOMAIN]
-                      [--gate-image IMAGE]
+                      [--gate-image IMAGE] [--agent-image IMAGE]
        oras-controller gate --listen HOST:PORT --upstream HOST:PORT --htpasswd FILE
 
   --metrics-addr    where /metrics, /healthz and /readyz are served
@@ -21,6 +21,8 @@ const USAGE: &str = "usage: oras-controller [--metrics-addr HOST:PORT] [--cluste
   --gate-image      image of the gate in front of the registry of caches with
                     auth.enabled: this controller's own image
                     (env ORAS_CONTROLLER_GATE_IMAGE, default the release's image)
+  --agent-image     image of the prune CronJob of caches with retention
+                    (env ORAS_CONTROLLER_AGENT_IMAGE, default the release's agent)
 
 gate: the registry port of a cache with auth.enabled (run in the registry pod):
   forwards to the registry at --upstream, refusing writes made with the pull
@@ -34,6 +36,7 @@ struct Options {
     metrics_addr: SocketAddr,
     cluster_domain: String,
     gate_image: String,
+    agent_image: String,
 }
 
 /// Options of `oras-controller gate`.
@@ -135,6 +138,8 @@ fn parse(
         env("ORAS_CONTROLLER_CLUSTER_DOMAIN").unwrap_or_else(|| "cluster.local".into());
     let mut gate_image =
         env("ORAS_CONTROLLER_GATE_IMAGE").unwrap_or_else(|| Settings::default().gate_image);
+    let mut agent_image =
+        env("ORAS_CONTROLLER_AGENT_IMAGE").unwrap_or_else(|| Settings::default().agent_image);
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -145,6 +150,7 @@ fn parse(
             "--metrics-addr" => &mut metrics_addr,
             "--cluster-domain" => &mut cluster_domain,
             "--gate-image" => &mut gate_image,
+            "--agent-image" => &mut agent_image,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         };
@@ -160,15 +166,19 @@ fn parse(
     if cluster_domain.is_empty() {
         return Err("--cluster-domain must not be empty".into());
     }
-    if gate_image.trim().is_empty() || gate_image.contains(char::is_whitespace) {
-        return Err(format!(
-            "--gate-image {gate_image:?} is not an image reference"
-        ));
+    for (flag, image) in [
+        ("--gate-image", &gate_image),
+        ("--agent-image", &agent_image),
+    ] {
+        if image.trim().is_empty() || image.contains(char::is_whitespace) {
+            return Err(format!("{flag} {image:?} is not an image reference"));
+        }
     }
     Ok(Options {
         metrics_addr,
         cluster_domain,
         gate_image,
+        agent_image,
     })
 }
 
@@ -231,6 +241,7 @@ async fn main() -> ExitCode {
     let settings = Settings {
         cluster_domain: options.cluster_domain,
         gate_image: options.gate_image,
+        agent_image: options.agent_image,
     };
     let ctx = Arc::new(Context::new(
         client,
@@ -271,6 +282,30 @@ mod tests {
             o.gate_image,
             format!(
                 "ghcr.io/converged-computing/oras-operator-rs/oras-controller:{}",
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+    }
+
+    #[test]
+    fn the_agent_image_comes_from_the_flag_or_the_environment() {
+        let env = |k: &str| (k == "ORAS_CONTROLLER_AGENT_IMAGE").then(|| "env/agent:1".to_string());
+        assert_eq!(parse(args(&[]), env).unwrap().agent_image, "env/agent:1");
+        assert_eq!(
+            parse(args(&["--agent-image", "flag/agent@sha256:cd"]), env)
+                .unwrap()
+                .agent_image,
+            "flag/agent@sha256:cd"
+        );
+        assert!(
+            parse(args(&["--agent-image="]), |_| None)
+                .unwrap_err()
+                .contains("--agent-image \"\"")
+        );
+        assert_eq!(
+            parse(args(&[]), |_| None).unwrap().agent_image,
+            format!(
+                "ghcr.io/converged-computing/oras-operator-rs/oras-agent:{}",
                 env!("CARGO_PKG_VERSION")
             )
         );

@@ -5,7 +5,8 @@
 //! stand for a ready registry pod. The API server validates every object the controller
 //! makes: the StatefulSet, the Service, the NetworkPolicy (`spec.access`) and, with
 //! `spec.auth`, the credentials and htpasswd Secrets (kept across reconciles, made again
-//! with new passwords when deleted). With no garbage collector running, nothing is
+//! with new passwords when deleted), and the prune CronJob of `spec.retention` (a prune
+//! pod the test finishes reaches the status). With no garbage collector running, nothing is
 //! deleted through owner references.
 //!
 //!   ORAS_TEST_KUBECONFIG=$HOME/.kube/config cargo test -p oras-controller --test integration -- --nocapture
@@ -16,7 +17,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -418,6 +420,114 @@ async fn the_controller_runs_a_cache_through_its_life() {
             if port == Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(6000)) {
                 break;
             }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+
+    // retention: the prune CronJob as the API server validated it, against the Service
+    // on its current port; a finished prune pod's summary reaches the status.
+    caches
+        .patch(
+            "oras",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"retention": {
+                "keepLast": 5, "maxAge": "7d", "schedule": "15 * * * *"
+            }}})),
+        )
+        .await
+        .expect("setting retention");
+    let cron_jobs: Api<CronJob> = Api::namespaced(client.clone(), &ns_name);
+    let cron = within(
+        "the prune CronJob",
+        poll(|| cron_jobs.get_opt("oras-prune")),
+    )
+    .await;
+    assert!(cron.owner_references().iter().any(|r| r.uid == uid));
+    let spec = cron.spec.as_ref().unwrap();
+    assert_eq!(spec.schedule, "15 * * * *");
+    assert_eq!(spec.concurrency_policy.as_deref(), Some("Forbid"));
+    let prune = &spec.job_template.spec.as_ref().unwrap().template;
+    let args = prune.spec.as_ref().unwrap().containers[0]
+        .args
+        .clone()
+        .unwrap();
+    assert_eq!(
+        args.last().map(String::as_str),
+        Some(format!("oras.{ns_name}.svc.cluster.local:6000").as_str())
+    );
+    // Stand in for the Job controller and the kubelet: a prune pod that finished.
+    let pod_labels = prune.metadata.as_ref().unwrap().labels.clone().unwrap();
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns_name);
+    let account: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": "default"}})).unwrap();
+    match accounts.create(&PostParams::default(), &account).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        Err(error) => panic!("creating the default ServiceAccount: {error}"),
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns_name);
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "oras-prune-1-abcde", "labels": pod_labels},
+        "spec": {"automountServiceAccountToken": false,
+                 "containers": [{"name": "prune", "image": "oras-agent"}]}
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("creating a prune pod");
+    let summary = oras_contract::retention::PruneSummary {
+        dry_run: false,
+        manifests_deleted: 2,
+        tags_deleted: 3,
+        referrers_deleted: 1,
+        untagged_bytes: 4096,
+    }
+    .to_json();
+    pods.patch_status(
+        "oras-prune-1-abcde",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"status": {"phase": "Succeeded", "containerStatuses": [{
+            "name": "prune", "image": "oras-agent", "imageID": "", "ready": false,
+            "restartCount": 0, "state": {"terminated": {"exitCode": 0,
+                "startedAt": "2026-12-01T05:15:00Z", "finishedAt": "2026-12-01T05:15:02Z",
+                "message": summary}}}]}}),
+        ),
+    )
+    .await
+    .expect("finishing the prune pod");
+    let cache = wait(
+        &caches,
+        "oras",
+        "the last prune in the status",
+        |c: Option<&OrasCache>| {
+            c.and_then(|c| c.status.as_ref())
+                .and_then(|s| s.retention.as_ref())
+                .and_then(|r| r.last_prune.as_ref())
+                .is_some_and(|run| run.tags_deleted == Some(3))
+        },
+    )
+    .await
+    .unwrap();
+    let retention = cache.status.unwrap().retention.unwrap();
+    assert_eq!(retention.cron_job, "oras-prune");
+    let last = retention.last_prune.unwrap();
+    assert_eq!(
+        (last.time.as_str(), last.result.as_str()),
+        ("2026-12-01T05:15:02Z", "Succeeded")
+    );
+    // Retention unset: the CronJob goes.
+    caches
+        .patch(
+            "oras",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"retention": null}})),
+        )
+        .await
+        .expect("unsetting retention");
+    within("the prune CronJob to go", async {
+        while cron_jobs.get_opt("oras-prune").await.unwrap().is_some() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     })

@@ -52,6 +52,7 @@ fn every_example_cache_is_valid() {
             "oras-cache-external.yaml",
             "oras-cache-persistent.yaml",
             "oras-cache-private.yaml",
+            "oras-cache-retention.yaml",
             "oras-cache.yaml"
         ]
     );
@@ -70,7 +71,13 @@ fn every_example_cache_is_valid() {
             .match_labels["team"],
         "physics"
     );
-    assert_eq!(seen[3].1.spec, oras_controller::OrasCacheSpec::default());
+    let retention = seen[3].1.spec.retention.as_ref().unwrap();
+    assert_eq!(
+        (retention.keep_last, retention.max_age.as_deref()),
+        (Some(5), Some("7d"))
+    );
+    assert_eq!(retention.schedule, "30 2 * * *");
+    assert_eq!(seen[4].1.spec, oras_controller::OrasCacheSpec::default());
 }
 
 #[test]
@@ -105,6 +112,20 @@ fn the_deployment_has_probes_and_the_restricted_profile() {
             .as_ref()
             .unwrap()
             .contains(&format!("--gate-image={}", c.image.as_deref().unwrap())),
+        "{:?}",
+        c.args
+    );
+    // The prune CronJobs run the agent of the same release.
+    let agent = c
+        .image
+        .as_deref()
+        .unwrap()
+        .replace("oras-controller", "oras-agent");
+    assert!(
+        c.args
+            .as_ref()
+            .unwrap()
+            .contains(&format!("--agent-image={agent}")),
         "{:?}",
         c.args
     );
@@ -172,6 +193,14 @@ fn rbac_grants_only_what_the_controller_uses() {
         "/secrets:watch",
         "/secrets:create",
         "/secrets:patch",
+        "batch/cronjobs:get",
+        "batch/cronjobs:list",
+        "batch/cronjobs:watch",
+        "batch/cronjobs:create",
+        "batch/cronjobs:patch",
+        "batch/cronjobs:delete",
+        "/pods:list",
+        "/pods:watch",
         "events.k8s.io/events:create",
         "events.k8s.io/events:patch",
     ];

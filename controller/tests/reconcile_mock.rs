@@ -961,3 +961,161 @@ async fn bad_access_and_auth_values_are_invalid_specs_naming_the_field() {
         assert!(text.contains(message), "{text}");
     }
 }
+
+const CRON: &str = "/apis/batch/v1/namespaces/workflows/cronjobs/oras-prune";
+const PODS: &str = "/api/v1/namespaces/workflows/pods";
+
+/// A prune pod that finished at `finished` with `exit_code` and termination `message`.
+fn prune_pod(finished: &str, exit_code: i32, message: &str) -> Value {
+    json!({
+        "metadata": {"name": format!("oras-prune-{exit_code}"), "namespace": NS},
+        "status": {"phase": if exit_code == 0 { "Succeeded" } else { "Failed" },
+            "containerStatuses": [{"name": "prune", "image": "agent", "imageID": "",
+                "ready": false, "restartCount": 0,
+                "state": {"terminated": {"exitCode": exit_code, "finishedAt": finished,
+                    "message": message}}}]}
+    })
+}
+
+#[tokio::test]
+async fn retention_applies_the_prune_cron_job_and_reports_its_last_run() {
+    let summary = oras_contract::retention::PruneSummary {
+        dry_run: false,
+        manifests_deleted: 3,
+        tags_deleted: 4,
+        referrers_deleted: 1,
+        untagged_bytes: 2048,
+    }
+    .to_json();
+    let pods = json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": [
+        prune_pod("2026-12-01T02:00:04Z", 1, "Error: the registry refused"),
+        prune_pod("2026-12-01T03:00:04Z", 0, &summary),
+    ]});
+    let mut healthy = healthy(Some(1));
+    let (server, client) =
+        ApiServer::start(
+            move |call| match (call.method.as_str(), call.path.as_str()) {
+                ("PATCH", CRON) => (200, applied(call, None)),
+                ("GET", PODS) => (200, pods.clone()),
+                _ => healthy(call),
+            },
+        );
+    let ctx = context(client);
+    let cache = reconciled(
+        cache(json!({"retention": {"keepLast": 5, "maxAge": "7d"}})),
+        1,
+    );
+
+    reconcile(Arc::new(cache.clone()), ctx).await.unwrap();
+
+    let lines = server.lines();
+    assert_eq!(
+        lines[..4],
+        [
+            format!("PATCH {STS}{APPLY}"),
+            format!("PATCH {SVC}{APPLY}"),
+            format!("PATCH {NP}{APPLY}"),
+            format!("PATCH {CRON}{APPLY}"),
+        ]
+    );
+    // Only this cache's prune pods are listed.
+    let list = server.call(4);
+    assert_eq!((list.method.as_str(), list.path.as_str()), ("GET", PODS));
+    let query = list
+        .query
+        .replace("%3D", "=")
+        .replace("%2C", ",")
+        .replace("%2F", "/");
+    assert!(
+        query.contains(&builders::retention::prune_pod_selector(&cache)),
+        "{query}"
+    );
+    assert_eq!(lines[5..], [format!("PATCH {STATUS}{APPLY}")]);
+    let cron = builders::retention::prune_cron_job(
+        &cache,
+        owner(&cache),
+        &Settings::default().agent_image,
+        "cluster.local",
+    )
+    .unwrap();
+    assert_eq!(server.call(3).body, serde_json::to_value(cron).unwrap());
+    assert_eq!(server.call(3).body["spec"]["schedule"], "0 * * * *");
+    let retention = &server.call(5).body["status"]["retention"];
+    assert_eq!(retention["cronJob"], "oras-prune");
+    assert_eq!(retention["schedule"], "0 * * * *");
+    let last = &retention["lastPrune"];
+    assert_eq!(last["time"], "2026-12-01T03:00:04Z");
+    assert_eq!(last["result"], "Succeeded");
+    assert_eq!(last["tagsDeleted"], 4);
+    assert_eq!(last["untaggedBytes"], 2048);
+    assert_eq!(
+        ready_condition(&server.call(5).body),
+        ("True", "RegistryReady")
+    );
+}
+
+#[tokio::test]
+async fn unset_retention_deletes_the_prune_cron_job_the_cache_made() {
+    let mut healthy = healthy(Some(1));
+    let (server, client) =
+        ApiServer::start(
+            move |call| match (call.method.as_str(), call.path.as_str()) {
+                ("GET", CRON) | ("DELETE", CRON) => (200, child("CronJob", "batch/v1", UID)),
+                _ => healthy(call),
+            },
+        );
+    let ctx = context(client);
+    let mut cache = reconciled(cache(json!({"retention": {"keepLast": 2}})), 1);
+    cache.status.as_mut().unwrap().retention = Some(oras_controller::crd::RetentionStatus {
+        cron_job: "oras-prune".into(),
+        schedule: "0 * * * *".into(),
+        last_prune: None,
+    });
+    cache.spec.retention = None;
+
+    reconcile(Arc::new(cache), ctx).await.unwrap();
+
+    assert_eq!(
+        server.lines(),
+        [
+            format!("PATCH {STS}{APPLY}"),
+            format!("PATCH {SVC}{APPLY}"),
+            format!("PATCH {NP}{APPLY}"),
+            format!("GET {CRON}"),
+            format!("DELETE {CRON}"),
+            format!("POST {EVENTS}"),
+            format!("PATCH {STATUS}{APPLY}"),
+        ]
+    );
+    assert!(server.call(6).body["status"].get("retention").is_none());
+    let event = server.call(5).body;
+    assert_eq!(event["reason"], "Removed");
+    assert_eq!(
+        event["note"],
+        "retention is unset: deleted the prune CronJob"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_retention_is_an_invalid_spec_naming_the_field() {
+    let (server, client) = ApiServer::start(healthy(None));
+    let ctx = context(client);
+    let cache = cache(json!({"retention": {"maxAge": "7y"}}));
+
+    let action = reconcile(Arc::new(cache), ctx).await.unwrap();
+
+    assert_eq!(action, Action::await_change());
+    assert_eq!(
+        server.lines(),
+        [format!("PATCH {STATUS}{APPLY}"), format!("POST {EVENTS}")]
+    );
+    let status = server.call(0).body;
+    assert_eq!(ready_condition(&status), ("False", "InvalidSpec"));
+    let message = status["status"]["conditions"][0]["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        message.contains("spec.retention.maxAge") && message.contains("\"7y\""),
+        "{message}"
+    );
+}

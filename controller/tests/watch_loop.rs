@@ -263,3 +263,114 @@ async fn the_network_policy_and_the_credentials_follow_the_cache() {
     let _ = stop.send(());
     within(running).await.expect("the controller task");
 }
+
+/// A prune pod of the cache `oras` in `team-000` that finished with `summary`.
+fn finished_prune_pod(name: &str, finished: &str, summary: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "team-000", "uid": format!("pod-{name}"),
+            "labels": {"app.kubernetes.io/name": "oras-agent",
+                "app.kubernetes.io/instance": "oras",
+                "app.kubernetes.io/component": "prune",
+                "app.kubernetes.io/managed-by": "oras-controller"}},
+        "spec": {"containers": [{"name": "prune", "image": "agent"}]},
+        "status": {"phase": "Succeeded", "containerStatuses": [{"name": "prune",
+            "image": "agent", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 0, "finishedAt": finished,
+                "message": summary}}}]}
+    })
+}
+
+#[tokio::test]
+async fn retention_runs_as_a_cron_job_whose_finished_runs_reach_the_status() {
+    let api = FakeApi::start(1).await;
+    let ctx = Arc::new(Context::new(
+        api.client(),
+        Settings::default(),
+        Arc::new(Metrics::default()),
+        None,
+    ));
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let running = tokio::spawn(controller::run(
+        ctx,
+        Arc::new(AtomicBool::new(false)),
+        Shutdown::On(stopped),
+    ));
+    let key = "team-000/oras";
+    let cron = "team-000/oras-prune";
+    until("the cache applied", || {
+        is(&api, key, "False", "RegistryNotReady")
+    })
+    .await;
+    until("the watches", || api.watching()).await;
+    assert!(api.objects(Kind::CronJob).is_empty());
+
+    api.modify(Kind::Cache, key, |cache| {
+        cache["spec"]["retention"] = json!({"keepLast": 3, "schedule": "*/10 * * * *"});
+        cache["metadata"]["generation"] = json!(2);
+    });
+    until("the prune CronJob", || {
+        api.object(Kind::CronJob, cron).is_some()
+    })
+    .await;
+    let job = api.object(Kind::CronJob, cron).unwrap();
+    assert_eq!(job["spec"]["schedule"], "*/10 * * * *");
+    assert_eq!(job["spec"]["concurrencyPolicy"], "Forbid");
+    until("the retention status", || {
+        api.object(Kind::Cache, key)
+            .is_some_and(|c| c["status"]["retention"]["cronJob"] == "oras-prune")
+    })
+    .await;
+
+    // A run finishes: the watch of prune pods brings its summary into the status.
+    let summary = oras_contract::retention::PruneSummary {
+        dry_run: false,
+        manifests_deleted: 6,
+        tags_deleted: 7,
+        referrers_deleted: 2,
+        untagged_bytes: 123_456,
+    }
+    .to_json();
+    api.create(
+        Kind::Pod,
+        "team-000/oras-prune-29000000-abcde",
+        finished_prune_pod(
+            "oras-prune-29000000-abcde",
+            "2026-12-01T05:10:03Z",
+            &summary,
+        ),
+    );
+    until("the last prune in the status", || {
+        api.object(Kind::Cache, key).is_some_and(|c| {
+            let last = &c["status"]["retention"]["lastPrune"];
+            last["tagsDeleted"] == 7 && last["time"] == "2026-12-01T05:10:03Z"
+        })
+    })
+    .await;
+
+    // Someone deletes the CronJob: it is made again.
+    api.delete(Kind::CronJob, cron);
+    until("the CronJob back", || {
+        api.object(Kind::CronJob, cron).is_some()
+    })
+    .await;
+
+    // Retention unset: the CronJob and its status go.
+    api.modify(Kind::Cache, key, |cache| {
+        cache["spec"].as_object_mut().unwrap().remove("retention");
+        cache["metadata"]["generation"] = json!(3);
+    });
+    until(
+        "the CronJob deleted and the status without retention",
+        || {
+            api.object(Kind::CronJob, cron).is_none()
+                && api
+                    .object(Kind::Cache, key)
+                    .is_some_and(|c| c["status"].get("retention").is_none())
+        },
+    )
+    .await;
+
+    stop.send(()).unwrap();
+    within(running).await.unwrap();
+}

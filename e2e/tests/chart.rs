@@ -151,4 +151,24 @@ fn the_gate_runs_the_controller_image_also_when_pinned_by_digest() {
         "{}",
         container["args"]
     );
+    // The agent image of the prune CronJobs is pinned the same way when given.
+    let agent_digest = format!("sha256:{}", "b".repeat(64));
+    let output = helm(&[
+        "template",
+        "oras-operator",
+        "charts/oras-operator",
+        "--set",
+        &format!("agentImage.digest={agent_digest}"),
+    ]);
+    let deployment = yaml_documents(&output)
+        .into_iter()
+        .find(|o| o["kind"] == "Deployment")
+        .unwrap();
+    let args = &deployment["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert!(
+        args.as_array().unwrap().contains(&json!(format!(
+            "--agent-image=ghcr.io/converged-computing/oras-operator-rs/oras-agent@{agent_digest}"
+        ))),
+        "{args}"
+    );
 }

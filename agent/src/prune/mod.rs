@@ -8,6 +8,7 @@ pub mod policy;
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result, bail};
+use oras_contract::retention::PruneSummary;
 use serde_json::Value;
 
 use crate::credentials::Operation;
@@ -62,6 +63,18 @@ pub struct Report {
     pub referrers: usize,
     /// Bytes of layers that no kept tag of their repository uses any more.
     pub untagged_bytes: u64,
+}
+
+impl Report {
+    pub fn summary(&self, dry_run: bool) -> PruneSummary {
+        PruneSummary {
+            dry_run,
+            manifests_deleted: self.manifests as u64,
+            tags_deleted: self.tags as u64,
+            referrers_deleted: self.referrers as u64,
+            untagged_bytes: self.untagged_bytes,
+        }
+    }
 }
 
 /// A referrers tag (`sha256-<hex>`): it follows its subject, it is never a result.

@@ -34,34 +34,7 @@ pub struct Doomed {
     pub created: Option<DateTime<Utc>>,
 }
 
-/// Parses `90s`, `30m`, `12h`, `7d` or `2w`.
-pub fn parse_age(text: &str) -> Result<Duration, String> {
-    let refuse = || {
-        format!(
-            "max age {text:?} is not a whole number followed by s, m, h, d or w (such as 12h or 7d)"
-        )
-    };
-    let unit_at = text.len().checked_sub(1).ok_or_else(refuse)?;
-    let (number, unit) = text.split_at(unit_at);
-    let count: u64 = number.parse().map_err(|_| refuse())?;
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => return Err(refuse()),
-    };
-    if count == 0 {
-        return Err(format!(
-            "max age {text:?} would delete everything: give more than 0"
-        ));
-    }
-    count
-        .checked_mul(seconds)
-        .map(Duration::from_secs)
-        .ok_or_else(refuse)
-}
+pub use oras_contract::retention::parse_age;
 
 impl RetentionPolicy {
     pub fn is_empty(&self) -> bool {
@@ -206,18 +179,5 @@ mod tests {
         let doomed = policy.doomed(&tags, now());
         let two = doomed.iter().find(|d| d.digest == "sha256:2").unwrap();
         assert_eq!(two.tags, ["also-2", "run-2"]);
-    }
-
-    #[test]
-    fn ages_parse_with_their_unit_and_bad_ones_are_named() {
-        assert_eq!(parse_age("90s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_age("12h").unwrap(), Duration::from_secs(43_200));
-        assert_eq!(parse_age("7d").unwrap(), Duration::from_secs(604_800));
-        assert_eq!(parse_age("2w").unwrap(), Duration::from_secs(1_209_600));
-        for bad in ["", "7", "d", "1.5h", "-1d", "7y", "99999999999999999999w"] {
-            let err = parse_age(bad).unwrap_err();
-            assert!(err.contains(&format!("{bad:?}")), "{err}");
-        }
-        assert!(parse_age("0d").unwrap_err().contains("more than 0"));
     }
 }

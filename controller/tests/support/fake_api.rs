@@ -3,9 +3,10 @@
 //! `benches/idle.rs`.
 //!
 //! It serves what oras-controller uses and nothing else: list and watch of OrasCaches
-//! (whole objects) and of StatefulSets, Services, NetworkPolicies and Secrets (metadata
-//! only, as the controller asks); server-side applies of those and of the OrasCache
-//! status; create of a Secret; GET and DELETE of each; event create and patch. It sends the watch events
+//! and Pods (whole objects) and of StatefulSets, Services, NetworkPolicies, Secrets and
+//! CronJobs (metadata only, as the controller asks); server-side applies of those and of
+//! the OrasCache status; create of a Secret; GET and DELETE of each; a namespace's Pods by
+//! label selector; event create and patch. It sends the watch events
 //! a real API server would: ADDED for a new object, MODIFIED for a changed one, DELETED,
 //! and nothing for an apply that changes nothing. Watches stream from the moment they
 //! connect (no replay from a resourceVersion), so callers wait for
@@ -42,15 +43,26 @@ pub enum Kind {
     Service,
     NetworkPolicy,
     Secret,
+    CronJob,
+    Pod,
+}
+
+impl Kind {
+    /// Whether watches and lists carry the whole object (else only its metadata).
+    fn whole(self) -> bool {
+        matches!(self, Kind::Cache | Kind::Pod)
+    }
 }
 
 /// Every kind the controller watches.
-const WATCHED: [Kind; 5] = [
+const WATCHED: [Kind; 7] = [
     Kind::Cache,
     Kind::StatefulSet,
     Kind::Service,
     Kind::NetworkPolicy,
     Kind::Secret,
+    Kind::CronJob,
+    Kind::Pod,
 ];
 
 #[derive(Default)]
@@ -72,9 +84,10 @@ impl State {
     }
 
     fn notify(&mut self, kind: Kind, event: &str, object: &Value) {
-        let object = match kind {
-            Kind::Cache => object.clone(),
-            _ => metadata_only(object),
+        let object = if kind.whole() {
+            object.clone()
+        } else {
+            metadata_only(object)
         };
         let mut line = serde_json::to_vec(&json!({"type": event, "object": object}))
             .expect("a JSON value serializes");
@@ -204,6 +217,14 @@ impl FakeApi {
         self.state.lock().unwrap().modify(kind, key, change);
     }
 
+    /// Creates an object as another actor (the Job controller, the kubelet) would.
+    pub fn create(&self, kind: Kind, key: &str, mut object: Value) {
+        let mut st = self.state.lock().unwrap();
+        object["metadata"]["resourceVersion"] = json!(st.next_rv());
+        st.objects.insert((kind, key.to_string()), object.clone());
+        st.notify(kind, "ADDED", &object);
+    }
+
     /// Deletes an object as another actor would (DELETED with a new resourceVersion).
     pub fn delete(&self, kind: Kind, key: &str) {
         let mut st = self.state.lock().unwrap();
@@ -271,6 +292,21 @@ fn status(code: u16, message: String) -> Response<Body> {
     )
 }
 
+/// The `key=value` pairs of a `labelSelector` query parameter.
+fn label_selector(query: &str) -> Vec<(String, String)> {
+    let decoded = query
+        .replace("%3D", "=")
+        .replace("%2C", ",")
+        .replace("%2F", "/");
+    decoded
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("labelSelector="))
+        .flat_map(|selector| selector.split(','))
+        .filter_map(|term| term.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 fn kind_of(segments: &[&str]) -> Option<Kind> {
     if segments.contains(&"orascaches") {
         Some(Kind::Cache)
@@ -282,6 +318,10 @@ fn kind_of(segments: &[&str]) -> Option<Kind> {
         Some(Kind::NetworkPolicy)
     } else if segments.contains(&"secrets") {
         Some(Kind::Secret)
+    } else if segments.contains(&"cronjobs") {
+        Some(Kind::CronJob)
+    } else if segments.contains(&"pods") {
+        Some(Kind::Pod)
     } else {
         None
     }
@@ -320,6 +360,8 @@ async fn handle(
         "/api/v1/services" => Some(Kind::Service),
         "/apis/networking.k8s.io/v1/networkpolicies" => Some(Kind::NetworkPolicy),
         "/api/v1/secrets" => Some(Kind::Secret),
+        "/apis/batch/v1/cronjobs" => Some(Kind::CronJob),
+        "/api/v1/pods" => Some(Kind::Pod),
         _ => None,
     };
     if let (Some(kind), &Method::GET) = (collection, &method) {
@@ -342,9 +384,12 @@ async fn handle(
             .objects
             .iter()
             .filter(|((k, _), _)| *k == kind)
-            .map(|(_, o)| match kind {
-                Kind::Cache => o.clone(),
-                _ => metadata_only(o),
+            .map(|(_, o)| {
+                if kind.whole() {
+                    o.clone()
+                } else {
+                    metadata_only(o)
+                }
             })
             .collect();
         let (api_version, list_kind) = match kind {
@@ -352,6 +397,7 @@ async fn handle(
                 "cache.converged-computing.github.io/v1alpha1",
                 "OrasCacheList",
             ),
+            Kind::Pod => ("v1", "PodList"),
             _ => ("meta.k8s.io/v1", "PartialObjectMetadataList"),
         };
         return Ok(full(
@@ -381,6 +427,26 @@ async fn handle(
     let Some(kind) = kind else {
         return Ok(status(404, format!("{method} {path}")));
     };
+    if (&method, kind, name) == (&Method::GET, Kind::Pod, "") {
+        let selector = label_selector(&query);
+        let items: Vec<Value> = st
+            .objects
+            .iter()
+            .filter(|((k, key), pod)| {
+                *k == Kind::Pod
+                    && key.starts_with(&format!("{namespace}/"))
+                    && selector
+                        .iter()
+                        .all(|(label, value)| pod["metadata"]["labels"][label] == *value)
+            })
+            .map(|(_, pod)| pod.clone())
+            .collect();
+        let rv = st.resource_version.to_string();
+        return Ok(full(
+            200,
+            &json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": rv}, "items": items}),
+        ));
+    }
     match (&method, kind, status_write) {
         (&Method::PATCH, Kind::Cache, true) => {
             let Some(cache) = st.objects.get(&(Kind::Cache, key.clone())).cloned() else {
@@ -414,7 +480,7 @@ async fn handle(
         }
         (
             &Method::PATCH,
-            Kind::StatefulSet | Kind::Service | Kind::NetworkPolicy | Kind::Secret,
+            Kind::StatefulSet | Kind::Service | Kind::NetworkPolicy | Kind::Secret | Kind::CronJob,
             false,
         ) => {
             *st.applies.entry(format!("{kind:?} {key}")).or_default() += 1;
@@ -460,7 +526,7 @@ async fn handle(
         }),
         (
             &Method::DELETE,
-            Kind::StatefulSet | Kind::Service | Kind::NetworkPolicy | Kind::Secret,
+            Kind::StatefulSet | Kind::Service | Kind::NetworkPolicy | Kind::Secret | Kind::CronJob,
             false,
         ) => {
             match st.objects.remove(&(kind, key.clone())) {
