@@ -29,7 +29,7 @@ struct Supervisor {
 }
 
 impl Supervisor {
-    fn start() -> Self {
+    fn start(registry: &Path) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let storage = dir.path().join("data");
         let config = dir.path().join("config.yml");
@@ -42,7 +42,9 @@ impl Supervisor {
         let port = free_port().unwrap();
         let maintenance = free_port().unwrap();
         let child = Command::new(AGENT)
-            .args(["serve-registry", "--registry", REGISTRY_BINARY, "--config"])
+            .args(["serve-registry", "--registry"])
+            .arg(registry)
+            .arg("--config")
             .arg(&config)
             .args(["--maintenance", &format!("127.0.0.1:{maintenance}")])
             .env_remove("AWS_CA_BUNDLE")
@@ -165,7 +167,18 @@ fn pulled(host: &str, name: &str, cwd: &Path, file: &str) -> Vec<u8> {
 
 #[test]
 fn a_collection_frees_what_prune_deleted_and_keeps_every_tagged_artifact() {
-    let mut supervisor = Supervisor::start();
+    collection_frees_what_prune_deleted(Path::new(REGISTRY_BINARY));
+}
+
+/// The same with distribution 3 (the `registry` of `make tools`), the image's registry.
+#[test]
+fn distribution_3_collects_the_same_way() {
+    let registry = oras_testkit::tools::tool("registry").expect("registry from `make tools`");
+    collection_frees_what_prune_deleted(&registry);
+}
+
+fn collection_frees_what_prune_deleted(registry: &Path) {
+    let mut supervisor = Supervisor::start(registry);
     let work = tempfile::tempdir().unwrap();
     let work = work.path();
     let host = supervisor.host();
@@ -237,7 +250,7 @@ fn a_collection_frees_what_prune_deleted_and_keeps_every_tagged_artifact() {
 
 #[test]
 fn pushes_racing_collections_land_complete_or_fail_cleanly() {
-    let supervisor = Supervisor::start();
+    let supervisor = Supervisor::start(Path::new(REGISTRY_BINARY));
     let work = tempfile::tempdir().unwrap();
     let work = work.path().to_path_buf();
     let host = supervisor.host();

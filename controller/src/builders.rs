@@ -5,7 +5,9 @@
 //! own module: [`network_policy`], [`credentials`] (the generated Secrets) and [`auth`]
 //! (the registry pod behind the gate).
 
+pub mod agent_job;
 pub mod auth;
+pub mod collection;
 pub mod credentials;
 pub mod network_policy;
 pub mod retention;
@@ -320,13 +322,17 @@ pub fn service(cache: &OrasCache, owner: OwnerReference) -> Service {
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".into()),
             selector: Some(selector_labels(cache)),
-            ports: Some(vec![ServicePort {
-                name: Some(REGISTRY_CONTAINER.into()),
-                port: cache.spec.port,
-                target_port: Some(IntOrString::String(REGISTRY_CONTAINER.into())),
-                protocol: Some("TCP".into()),
-                ..Default::default()
-            }]),
+            ports: Some(
+                std::iter::once(ServicePort {
+                    name: Some(REGISTRY_CONTAINER.into()),
+                    port: cache.spec.port,
+                    target_port: Some(IntOrString::String(REGISTRY_CONTAINER.into())),
+                    protocol: Some("TCP".into()),
+                    ..Default::default()
+                })
+                .chain(collection::service_port(cache))
+                .collect(),
+            ),
             ..Default::default()
         }),
         status: None,

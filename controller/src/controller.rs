@@ -356,8 +356,8 @@ async fn apply_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Error> 
         if remove_owned::<NetworkPolicy>(cache, ctx, &namespace, "NetworkPolicy").await? {
             removed.push("NetworkPolicy");
         }
-        if remove_prune_cron_job(cache, ctx, &namespace).await? {
-            removed.push("prune CronJob");
+        if remove_retention_cron_jobs(cache, ctx, &namespace, true).await? {
+            removed.push("retention CronJobs");
         }
         let mut status = builders::status(cache, &Observed::External, domain, &now);
         status.retention = None;
@@ -401,6 +401,10 @@ async fn apply_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Error> 
         apply(ctx, &namespace, &secret_name, "Secret", &secret).await?;
         builders::auth::secure(&mut statefulset, cache, &ctx.settings.gate_image, &htpasswd);
     }
+    if builders::collection::garbage_collect(cache).is_some() {
+        maintenance_token(cache, ctx, &namespace, &owner).await?;
+        builders::collection::supervise(&mut statefulset, cache, &ctx.settings.agent_image);
+    }
     let applied = match apply(ctx, &namespace, &name, "StatefulSet", &statefulset).await {
         Ok(applied) => applied,
         Err(error) if error.api_status() == Some(422) => {
@@ -428,22 +432,31 @@ async fn apply_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Error> 
         let note = "access.networkPolicy is false: deleted the NetworkPolicy".to_string();
         publish(ctx, cache, EventType::Normal, "Removed", note).await;
     }
-    let retention = match builders::retention::prune_cron_job(
-        cache,
-        owner,
-        &ctx.settings.agent_image,
-        domain,
-    ) {
+    let agent_image = &ctx.settings.agent_image;
+    let prune = builders::retention::prune_cron_job(cache, owner.clone(), agent_image, domain);
+    let retention = match prune {
         Some(job) => {
             let prune = builders::retention::prune_job_name(cache);
             apply(ctx, &namespace, &prune, "CronJob", &job).await?;
-            let pods = prune_pods(cache, ctx, &namespace).await?;
+            match builders::collection::collect_cron_job(cache, owner, agent_image, domain) {
+                Some(job) => {
+                    let collect = builders::collection::collect_job_name(cache);
+                    apply(ctx, &namespace, &collect, "CronJob", &job).await?;
+                }
+                None => {
+                    if remove_retention_cron_jobs(cache, ctx, &namespace, false).await? {
+                        let note = "retention.garbageCollect is unset: deleted the collect CronJob";
+                        publish(ctx, cache, EventType::Normal, "Removed", note.into()).await;
+                    }
+                }
+            }
+            let pods = agent_pods(cache, ctx, &namespace).await?;
             let previous = cache.status.as_ref().and_then(|s| s.retention.as_ref());
             builders::retention::status(cache, &pods, previous)
         }
         None => {
-            if remove_prune_cron_job(cache, ctx, &namespace).await? {
-                let note = "retention is unset: deleted the prune CronJob".to_string();
+            if remove_retention_cron_jobs(cache, ctx, &namespace, true).await? {
+                let note = "retention is unset: deleted its CronJobs".to_string();
                 publish(ctx, cache, EventType::Normal, "Removed", note).await;
             }
             None
@@ -579,29 +592,74 @@ where
     remove_owned_named::<K>(cache, ctx, namespace, kind, cache.name_any()).await
 }
 
-/// Deletes the prune CronJob when the status says the controller made one (a cache that
-/// never had retention costs no request).
-async fn remove_prune_cron_job(
+/// Deletes the collect CronJob, and with `prune` the prune CronJob too, when the status
+/// says the controller made them (a cache that never had retention costs no request).
+async fn remove_retention_cron_jobs(
     cache: &OrasCache,
     ctx: &Context,
     namespace: &str,
+    prune: bool,
 ) -> Result<bool, Error> {
-    if cache
-        .status
-        .as_ref()
-        .and_then(|s| s.retention.as_ref())
-        .is_none()
-    {
+    let Some(made) = cache.status.as_ref().and_then(|s| s.retention.as_ref()) else {
         return Ok(false);
+    };
+    let mut removed = false;
+    if made.garbage_collect.is_some() {
+        let name = builders::collection::collect_job_name(cache);
+        removed |= remove_owned_named::<CronJob>(cache, ctx, namespace, "CronJob", name).await?;
     }
-    let name = builders::retention::prune_job_name(cache);
-    remove_owned_named::<CronJob>(cache, ctx, namespace, "CronJob", name).await
+    if prune {
+        let name = builders::retention::prune_job_name(cache);
+        removed |= remove_owned_named::<CronJob>(cache, ctx, namespace, "CronJob", name).await?;
+    }
+    Ok(removed)
 }
 
-/// The cache's prune pods (their runs, for the status).
-async fn prune_pods(cache: &OrasCache, ctx: &Context, namespace: &str) -> Result<Vec<Pod>, Error> {
+/// The `<cache>-maintenance` Secret's token exists: created with a new random token when
+/// missing, never written again (the registry pod and the collect CronJob read it).
+async fn maintenance_token(
+    cache: &OrasCache,
+    ctx: &Context,
+    namespace: &str,
+    owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+) -> Result<(), Error> {
+    let name = builders::collection::token_secret_name(cache);
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let failed = |action: &'static str| {
+        let name = name.clone();
+        move |source| Error::Kube {
+            action,
+            kind: "Secret",
+            namespace: namespace.into(),
+            name,
+            source,
+        }
+    };
+    if api.get_opt(&name).await.map_err(failed("get"))?.is_some() {
+        return Ok(());
+    }
+    let token =
+        builders::credentials::random_password().map_err(|e| Error::Random(e.to_string()))?;
+    let secret = builders::collection::token_secret(cache, owner.clone(), &token);
+    ctx.own_writes.begin("Secret", namespace, &name);
+    let created = api.create(&PostParams::default(), &secret).await;
+    let version = created
+        .as_ref()
+        .ok()
+        .and_then(|s| s.metadata.resource_version.clone());
+    ctx.own_writes.finish("Secret", namespace, &name, version);
+    match created {
+        // Made in the meantime: that one stands.
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(source) => Err(failed("create")(source)),
+    }
+}
+
+/// The cache's agent pods (their runs, for the status).
+async fn agent_pods(cache: &OrasCache, ctx: &Context, namespace: &str) -> Result<Vec<Pod>, Error> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
-    let selector = builders::retention::prune_pod_selector(cache);
+    let selector = builders::agent_job::pods_selector(cache);
     api.list(&ListParams::default().labels(&selector))
         .await
         .map(|list| list.items)
@@ -749,11 +807,12 @@ where
     })
 }
 
-/// Prune pods that have finished: their run goes into their cache's status.
-fn finished_prune_pods(
+/// Agent pods (prune, collect) that have finished: their run goes into their cache's
+/// status.
+fn finished_agent_pods(
     client: &Client,
 ) -> impl futures::Stream<Item = Result<Pod, watcher::Error>> + Send + 'static {
-    let config = watcher::Config::default().labels(&builders::retention::all_prune_pods_selector());
+    let config = watcher::Config::default().labels(&builders::agent_job::all_pods_selector());
     watcher(Api::<Pod>::all(client.clone()), config)
         .default_backoff()
         .applied_objects()
@@ -763,8 +822,8 @@ fn finished_prune_pods(
         })
 }
 
-/// The cache a prune pod ran for: its `app.kubernetes.io/instance`, in its namespace.
-fn cache_of_prune_pod(pod: &Pod) -> Option<ObjectRef<OrasCache>> {
+/// The cache an agent pod ran for: its `app.kubernetes.io/instance`, in its namespace.
+fn cache_of_agent_pod(pod: &Pod) -> Option<ObjectRef<OrasCache>> {
     let name = pod.labels().get("app.kubernetes.io/instance")?;
     Some(ObjectRef::new(name).within(&pod.namespace()?))
 }
@@ -814,7 +873,7 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>, shutdown: Shutdown) 
     // Secrets: a deleted `<cache>-credentials` brings its cache back to make new ones.
     let secrets = changes::<Secret>(&client, &owned, "Secret", &ctx.own_writes);
     let cron_jobs = changes::<CronJob>(&client, &owned, "CronJob", &ctx.own_writes);
-    let finished_prunes = finished_prune_pods(&client);
+    let finished_runs = finished_agent_pods(&client);
 
     let controller = Controller::for_stream(caches, reader)
         .owns_stream(statefulsets)
@@ -822,7 +881,7 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>, shutdown: Shutdown) 
         .owns_stream(policies)
         .owns_stream(secrets)
         .owns_stream(cron_jobs)
-        .watches_stream(finished_prunes, |pod| cache_of_prune_pod(&pod));
+        .watches_stream(finished_runs, |pod| cache_of_agent_pod(&pod));
     let controller = match shutdown {
         Shutdown::Signal => controller.shutdown_on_signal(),
         Shutdown::On(stop) => controller.graceful_shutdown_on(async move {

@@ -124,6 +124,28 @@ pub struct CacheRetention {
     /// When the prune runs, in cron syntax (UTC unless the CronJob's time zone is set).
     #[serde(default = "default_retention_schedule")]
     pub schedule: String,
+
+    /// Collect the registry's garbage (the layers of deleted tags) on its own schedule,
+    /// while the registry refuses pushes for the collection's length. Absent: deleted
+    /// tags free no space.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub garbage_collect: Option<GarbageCollect>,
+}
+
+/// When the registry's garbage is collected (a CronJob `<cache>-collect`).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GarbageCollect {
+    /// In cron syntax; daily at 03:30 by default.
+    #[serde(default = "default_collect_schedule")]
+    pub schedule: String,
+}
+
+/// Daily at 03:30.
+pub const DEFAULT_COLLECT_SCHEDULE: &str = "30 3 * * *";
+
+fn default_collect_schedule() -> String {
+    DEFAULT_COLLECT_SCHEDULE.to_string()
 }
 
 /// Hourly, at minute 0.
@@ -326,6 +348,54 @@ pub struct RetentionStatus {
     /// The last prune run that finished; unset until one has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_prune: Option<PruneRun>,
+
+    /// The garbage collection CronJob and its last run; unset without
+    /// `spec.retention.garbageCollect`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub garbage_collect: Option<CollectionStatus>,
+}
+
+/// The CronJob that collects the registry's garbage, and what its last run did.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CollectionStatus {
+    /// Name of the CronJob (`<cache>-collect`).
+    pub cron_job: String,
+
+    /// Its schedule.
+    pub schedule: String,
+
+    /// The last collection that finished; unset until one has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_collection: Option<CollectionRun>,
+}
+
+/// One finished garbage collection, read from its pod's termination message.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CollectionRun {
+    /// When it finished (RFC 3339).
+    #[schemars(extend("format" = "date-time"))]
+    pub time: String,
+
+    /// `Succeeded` or `Failed`.
+    pub result: String,
+
+    /// Blobs the registry deleted (layers, configs and manifests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blobs_deleted: Option<u64>,
+
+    /// How much the registry's storage shrank.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_freed: Option<u64>,
+
+    /// How long the registry refused pushes, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only_millis: Option<u64>,
+
+    /// Its summary, or the end of its log when it failed.
+    #[serde(default)]
+    pub message: String,
 }
 
 /// One finished run of `oras-agent prune`, read from its pod's termination message.

@@ -432,7 +432,8 @@ async fn the_controller_runs_a_cache_through_its_life() {
             "oras",
             &PatchParams::default(),
             &Patch::Merge(json!({"spec": {"retention": {
-                "keepLast": 5, "maxAge": "7d", "schedule": "15 * * * *"
+                "keepLast": 5, "maxAge": "7d", "schedule": "15 * * * *",
+                "garbageCollect": {"schedule": "45 4 * * *"}
             }}})),
         )
         .await
@@ -517,7 +518,40 @@ async fn the_controller_runs_a_cache_through_its_life() {
         (last.time.as_str(), last.result.as_str()),
         ("2026-12-01T05:15:02Z", "Succeeded")
     );
-    // Retention unset: the CronJob goes.
+    // Garbage collection: the collect CronJob with the token of its Secret, and the
+    // registry under the supervisor, as the API server validated them.
+    let collect = within(
+        "the collect CronJob",
+        poll(|| cron_jobs.get_opt("oras-collect")),
+    )
+    .await;
+    assert_eq!(collect.spec.as_ref().unwrap().schedule, "45 4 * * *");
+    let token = within(
+        "the maintenance token",
+        poll(|| secrets.get_opt("oras-maintenance")),
+    )
+    .await;
+    assert!(token.owner_references().iter().any(|r| r.uid == uid));
+    assert!(token.data.unwrap()["ORAS_MAINTENANCE_TOKEN"].0.len() >= 32);
+    wait(
+        &statefulsets,
+        "oras",
+        "the registry under serve-registry",
+        |sts: Option<&StatefulSet>| {
+            sts.and_then(|s| s.spec.as_ref())
+                .and_then(|s| s.template.spec.as_ref())
+                .is_some_and(|p| {
+                    p.containers.iter().any(|c| {
+                        c.command
+                            .as_ref()
+                            .is_some_and(|cmd| cmd.iter().any(|a| a == "serve-registry"))
+                    })
+                })
+        },
+    )
+    .await;
+
+    // Retention unset: the CronJobs go.
     caches
         .patch(
             "oras",
@@ -526,8 +560,10 @@ async fn the_controller_runs_a_cache_through_its_life() {
         )
         .await
         .expect("unsetting retention");
-    within("the prune CronJob to go", async {
-        while cron_jobs.get_opt("oras-prune").await.unwrap().is_some() {
+    within("the CronJobs to go", async {
+        while cron_jobs.get_opt("oras-prune").await.unwrap().is_some()
+            || cron_jobs.get_opt("oras-collect").await.unwrap().is_some()
+        {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     })

@@ -77,6 +77,13 @@ fn every_example_cache_is_valid() {
         (Some(5), Some("7d"))
     );
     assert_eq!(retention.schedule, "30 2 * * *");
+    assert_eq!(
+        retention
+            .garbage_collect
+            .as_ref()
+            .map(|g| g.schedule.as_str()),
+        Some("30 3 * * *")
+    );
     assert_eq!(seen[4].1.spec, oras_controller::OrasCacheSpec::default());
 }
 

@@ -80,6 +80,16 @@ impl ApiServer {
         (Self { calls }, Client::new(service, NS))
     }
 
+    fn calls_matching(&self, method: &str, path: &str) -> Vec<Call> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.method == method && c.path == path)
+            .cloned()
+            .collect()
+    }
+
     fn lines(&self) -> Vec<String> {
         self.calls.lock().unwrap().iter().map(Call::line).collect()
     }
@@ -968,7 +978,8 @@ const PODS: &str = "/api/v1/namespaces/workflows/pods";
 /// A prune pod that finished at `finished` with `exit_code` and termination `message`.
 fn prune_pod(finished: &str, exit_code: i32, message: &str) -> Value {
     json!({
-        "metadata": {"name": format!("oras-prune-{exit_code}"), "namespace": NS},
+        "metadata": {"name": format!("oras-prune-{exit_code}"), "namespace": NS,
+            "labels": {"app.kubernetes.io/component": "prune"}},
         "status": {"phase": if exit_code == 0 { "Succeeded" } else { "Failed" },
             "containerStatuses": [{"name": "prune", "image": "agent", "imageID": "",
                 "ready": false, "restartCount": 0,
@@ -1027,7 +1038,7 @@ async fn retention_applies_the_prune_cron_job_and_reports_its_last_run() {
         .replace("%2C", ",")
         .replace("%2F", "/");
     assert!(
-        query.contains(&builders::retention::prune_pod_selector(&cache)),
+        query.contains(&builders::agent_job::pods_selector(&cache)),
         "{query}"
     );
     assert_eq!(lines[5..], [format!("PATCH {STATUS}{APPLY}")]);
@@ -1070,6 +1081,7 @@ async fn unset_retention_deletes_the_prune_cron_job_the_cache_made() {
         cron_job: "oras-prune".into(),
         schedule: "0 * * * *".into(),
         last_prune: None,
+        garbage_collect: None,
     });
     cache.spec.retention = None;
 
@@ -1090,10 +1102,7 @@ async fn unset_retention_deletes_the_prune_cron_job_the_cache_made() {
     assert!(server.call(6).body["status"].get("retention").is_none());
     let event = server.call(5).body;
     assert_eq!(event["reason"], "Removed");
-    assert_eq!(
-        event["note"],
-        "retention is unset: deleted the prune CronJob"
-    );
+    assert_eq!(event["note"], "retention is unset: deleted its CronJobs");
 }
 
 #[tokio::test]
@@ -1118,4 +1127,188 @@ async fn a_bad_retention_is_an_invalid_spec_naming_the_field() {
         message.contains("spec.retention.maxAge") && message.contains("\"7y\""),
         "{message}"
     );
+}
+
+const COLLECT: &str = "/apis/batch/v1/namespaces/workflows/cronjobs/oras-collect";
+const MAINTENANCE: &str = "/api/v1/namespaces/workflows/secrets/oras-maintenance";
+
+#[tokio::test]
+async fn garbage_collect_supervises_the_registry_and_schedules_collections() {
+    let mut healthy = healthy(Some(1));
+    let (server, client) =
+        ApiServer::start(
+            move |call| match (call.method.as_str(), call.path.as_str()) {
+                ("GET", MAINTENANCE) => not_found(),
+                ("POST", SECRETS) => (201, applied(call, None)),
+                ("PATCH", CRON) | ("PATCH", COLLECT) => (200, applied(call, None)),
+                ("GET", PODS) => (
+                    200,
+                    json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": [{
+                        "metadata": {"name": "oras-collect-1", "namespace": NS,
+                            "labels": {"app.kubernetes.io/component": "collect"}},
+                        "status": {"phase": "Succeeded", "containerStatuses": [{
+                            "name": "collect", "image": "agent", "imageID": "", "ready": false,
+                            "restartCount": 0, "state": {"terminated": {"exitCode": 0,
+                                "finishedAt": "2026-12-01T03:30:09Z",
+                                "message": oras_contract::retention::CollectionSummary {
+                                    blobs_deleted: Some(9), manifests_deleted: Some(1),
+                                    bytes_freed: Some(77_000), read_only_millis: 850,
+                                }.to_json()}}}]}}]}),
+                ),
+                _ => healthy(call),
+            },
+        );
+    let ctx = context(client);
+    let cache = reconciled(
+        cache(json!({"retention": {"keepLast": 3, "garbageCollect": {}}})),
+        1,
+    );
+
+    reconcile(Arc::new(cache.clone()), ctx).await.unwrap();
+
+    let lines = server.lines();
+    assert_eq!(
+        lines[..9],
+        [
+            format!("GET {MAINTENANCE}"),
+            format!("POST {SECRETS}"),
+            format!("PATCH {STS}{APPLY}"),
+            format!("PATCH {SVC}{APPLY}"),
+            format!("PATCH {NP}{APPLY}"),
+            format!("PATCH {CRON}{APPLY}"),
+            format!("PATCH {COLLECT}{APPLY}"),
+            lines[7].clone(),
+            format!("PATCH {STATUS}{APPLY}"),
+        ]
+    );
+    assert!(
+        lines[7].starts_with(&format!("GET {PODS}?")),
+        "{}",
+        lines[7]
+    );
+    // The token: generated, long, in the Secret the registry and the CronJob read.
+    let secret = server.call(1).body;
+    assert_eq!(secret["metadata"]["name"], "oras-maintenance");
+    let token = secret["stringData"]["ORAS_MAINTENANCE_TOKEN"]
+        .as_str()
+        .unwrap();
+    assert!(token.len() >= 32, "{token}");
+    // The registry under the supervisor, with the maintenance port.
+    let pod = &server.call(2).body["spec"]["template"]["spec"];
+    assert_eq!(pod["initContainers"][0]["name"], "install-agent");
+    assert_eq!(
+        pod["initContainers"][0]["command"],
+        json!(["oras-agent", "install", "/oras/bin"])
+    );
+    let registry = &pod["containers"][0];
+    assert_eq!(
+        registry["command"],
+        json!([
+            "/oras/bin/oras-agent",
+            "serve-registry",
+            "--maintenance",
+            "0.0.0.0:5002"
+        ])
+    );
+    assert!(
+        registry["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "ORAS_MAINTENANCE_TOKEN"
+                && e["valueFrom"]["secretKeyRef"]["name"] == "oras-maintenance"),
+        "{registry}"
+    );
+    assert_eq!(server.call(3).body["spec"]["ports"][1]["port"], 5002);
+    // Only the collect pods reach the maintenance port.
+    let rules = server.call(4).body["spec"]["ingress"].clone();
+    assert_eq!(rules[1]["ports"][0]["port"], 5002);
+    assert_eq!(
+        rules[1]["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"],
+        "collect"
+    );
+    let collect = server.call(6).body;
+    assert_eq!(collect["spec"]["schedule"], "30 3 * * *");
+    let args = &collect["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert_eq!(
+        args,
+        &json!([
+            "collect",
+            "--report",
+            "/dev/termination-log",
+            "http://oras.workflows.svc.cluster.local:5002/collect"
+        ])
+    );
+    let status = &server.call(8).body["status"]["retention"]["garbageCollect"];
+    assert_eq!(status["cronJob"], "oras-collect");
+    let last = &status["lastCollection"];
+    assert_eq!(last["result"], "Succeeded");
+    assert_eq!(last["blobsDeleted"], 9);
+    assert_eq!(last["bytesFreed"], 77_000);
+    assert_eq!(last["readOnlyMillis"], 850);
+}
+
+#[tokio::test]
+async fn an_existing_maintenance_token_is_kept_and_unset_collection_deletes_its_cron_job() {
+    let mut healthy = healthy(Some(1));
+    let (server, client) =
+        ApiServer::start(
+            move |call| match (call.method.as_str(), call.path.as_str()) {
+                ("GET", MAINTENANCE) => (200, child("Secret", "v1", UID)),
+                ("PATCH", CRON) | ("PATCH", COLLECT) => (200, applied(call, None)),
+                ("GET", COLLECT) | ("DELETE", COLLECT) => (200, child("CronJob", "batch/v1", UID)),
+                ("GET", PODS) => (
+                    200,
+                    json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": []}),
+                ),
+                _ => healthy(call),
+            },
+        );
+    let ctx = context(client.clone());
+    // Collection on: the token Secret exists, nothing is created.
+    let on = reconciled(
+        cache(json!({"retention": {"keepLast": 3, "garbageCollect": {"schedule": "@daily"}}})),
+        1,
+    );
+    let mut before = on.clone();
+    before.status.as_mut().unwrap().retention = builders::retention::status(&on, &[], None);
+    let mut first =
+        healthy_lines_after(&server, || reconcile(Arc::new(before.clone()), ctx.clone())).await;
+    first.retain(|l| l.contains("secrets"));
+    assert_eq!(first, [format!("GET {MAINTENANCE}")]);
+
+    // Collection off: the collect CronJob goes, the prune CronJob stays.
+    let mut off = before.clone();
+    off.spec.retention.as_mut().unwrap().garbage_collect = None;
+    let lines =
+        healthy_lines_after(&server, || reconcile(Arc::new(off.clone()), ctx.clone())).await;
+    assert!(lines.contains(&format!("DELETE {COLLECT}")), "{lines:?}");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.starts_with(&format!("DELETE {CRON}"))),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains("secrets")), "{lines:?}");
+    let status = server
+        .calls_matching("PATCH", STATUS)
+        .last()
+        .cloned()
+        .unwrap();
+    assert!(
+        status.body["status"]["retention"]
+            .get("garbageCollect")
+            .is_none()
+    );
+}
+
+/// The requests `pass` makes, on a server that may already have served others.
+async fn healthy_lines_after<F, Fut>(server: &ApiServer, pass: F) -> Vec<String>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Action, oras_controller::Error>>,
+{
+    let before = server.lines().len();
+    pass().await.unwrap();
+    server.lines()[before..].to_vec()
 }

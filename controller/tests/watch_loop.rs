@@ -264,17 +264,18 @@ async fn the_network_policy_and_the_credentials_follow_the_cache() {
     within(running).await.expect("the controller task");
 }
 
-/// A prune pod of the cache `oras` in `team-000` that finished with `summary`.
-fn finished_prune_pod(name: &str, finished: &str, summary: &str) -> Value {
+/// An agent pod (`component`: prune, collect) of the cache `oras` in `team-000` that
+/// finished with `summary`.
+fn finished_agent_pod(component: &str, name: &str, finished: &str, summary: &str) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "namespace": "team-000", "uid": format!("pod-{name}"),
             "labels": {"app.kubernetes.io/name": "oras-agent",
                 "app.kubernetes.io/instance": "oras",
-                "app.kubernetes.io/component": "prune",
+                "app.kubernetes.io/component": component,
                 "app.kubernetes.io/managed-by": "oras-controller"}},
-        "spec": {"containers": [{"name": "prune", "image": "agent"}]},
-        "status": {"phase": "Succeeded", "containerStatuses": [{"name": "prune",
+        "spec": {"containers": [{"name": component, "image": "agent"}]},
+        "status": {"phase": "Succeeded", "containerStatuses": [{"name": component,
             "image": "agent", "imageID": "", "ready": false, "restartCount": 0,
             "state": {"terminated": {"exitCode": 0, "finishedAt": finished,
                 "message": summary}}}]}
@@ -334,7 +335,8 @@ async fn retention_runs_as_a_cron_job_whose_finished_runs_reach_the_status() {
     api.create(
         Kind::Pod,
         "team-000/oras-prune-29000000-abcde",
-        finished_prune_pod(
+        finished_agent_pod(
+            "prune",
             "oras-prune-29000000-abcde",
             "2026-12-01T05:10:03Z",
             &summary,
@@ -355,15 +357,67 @@ async fn retention_runs_as_a_cron_job_whose_finished_runs_reach_the_status() {
     })
     .await;
 
+    // Garbage collection: its token Secret (made once), the supervised registry, the
+    // collect CronJob, and a finished collection in the status.
+    let collect = "team-000/oras-collect";
+    let token = "team-000/oras-maintenance";
+    api.modify(Kind::Cache, key, |cache| {
+        cache["spec"]["retention"]["garbageCollect"] = json!({"schedule": "@daily"});
+        cache["metadata"]["generation"] = json!(3);
+    });
+    until("the collect CronJob", || {
+        api.object(Kind::CronJob, collect).is_some()
+    })
+    .await;
+    let supervised = api.object(Kind::StatefulSet, key).unwrap();
+    assert_eq!(
+        supervised["spec"]["template"]["spec"]["containers"][0]["command"][1],
+        "serve-registry"
+    );
+    let secret = api
+        .object(Kind::Secret, token)
+        .expect("the maintenance token");
+    let summary = oras_contract::retention::CollectionSummary {
+        blobs_deleted: Some(11),
+        manifests_deleted: Some(0),
+        bytes_freed: Some(9_999),
+        read_only_millis: 420,
+    }
+    .to_json();
+    api.create(
+        Kind::Pod,
+        "team-000/oras-collect-29000001-fghij",
+        finished_agent_pod(
+            "collect",
+            "oras-collect-29000001-fghij",
+            "2026-12-01T05:20:00Z",
+            &summary,
+        ),
+    );
+    until("the last collection in the status", || {
+        api.object(Kind::Cache, key).is_some_and(|c| {
+            c["status"]["retention"]["garbageCollect"]["lastCollection"]["blobsDeleted"] == 11
+        })
+    })
+    .await;
+    let cache = api.object(Kind::Cache, key).unwrap();
+    assert_eq!(
+        cache["status"]["retention"]["lastPrune"]["tagsDeleted"], 7,
+        "the prune's run stays"
+    );
+    assert_eq!(api.object(Kind::Secret, token).unwrap(), secret);
+    assert_eq!(api.applies(Kind::Secret, token), 1, "made once");
+
     // Retention unset: the CronJob and its status go.
     api.modify(Kind::Cache, key, |cache| {
         cache["spec"].as_object_mut().unwrap().remove("retention");
-        cache["metadata"]["generation"] = json!(3);
+        cache["metadata"]["generation"] = json!(4);
     });
     until(
-        "the CronJob deleted and the status without retention",
+        "the CronJobs deleted and the status without retention",
         || {
             api.object(Kind::CronJob, cron).is_none()
+                && api.object(Kind::CronJob, collect).is_none()
                 && api
                     .object(Kind::Cache, key)
                     .is_some_and(|c| c["status"].get("retention").is_none())

@@ -97,7 +97,8 @@ impl Credentials {
     }
 }
 
-fn random_password() -> Result<String, getrandom::Error> {
+/// A password of [`PASSWORD_LEN`] letters and digits, every one equally likely.
+pub fn random_password() -> Result<String, getrandom::Error> {
     let mut password = String::with_capacity(PASSWORD_LEN);
     let mut buffer = [0u8; 64];
     while password.len() < PASSWORD_LEN {

@@ -98,14 +98,18 @@ pub fn network_policy(cache: &OrasCache, owner: OwnerReference) -> NetworkPolicy
                 ..Default::default()
             }),
             policy_types: Some(vec!["Ingress".into()]),
-            ingress: Some(vec![NetworkPolicyIngressRule {
-                from: Some(from),
-                ports: Some(vec![NetworkPolicyPort {
-                    protocol: Some("TCP".into()),
-                    port: Some(IntOrString::Int(cache.spec.port)),
-                    ..Default::default()
-                }]),
-            }]),
+            ingress: Some(
+                std::iter::once(NetworkPolicyIngressRule {
+                    from: Some(from),
+                    ports: Some(vec![NetworkPolicyPort {
+                        protocol: Some("TCP".into()),
+                        port: Some(IntOrString::Int(cache.spec.port)),
+                        ..Default::default()
+                    }]),
+                })
+                .chain(super::collection::ingress_rule(cache))
+                .collect(),
+            ),
             ..Default::default()
         }),
     }

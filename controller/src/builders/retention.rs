@@ -1,75 +1,37 @@
 //! The CronJob `<cache>-prune`: `oras-agent prune` against the cache's Service on
-//! `spec.retention.schedule`, one run at a time, with the agent image, the restricted
-//! security profile, and the cache's push credentials when it has `auth.enabled`; and
-//! the status of its last run, read from the prune pods' termination messages.
+//! `spec.retention.schedule`, with the cache's push credentials when it has
+//! `auth.enabled`; and the status of its last run, read from the prune pods'
+//! termination messages.
 
-use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
-use std::collections::BTreeMap;
-
-use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EnvFromSource, Pod, PodSpec, PodTemplateSpec, ResourceRequirements,
-    SecretEnvSource, SecurityContext,
-};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::{EnvFromSource, Pod, SecretEnvSource};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 use oras_contract::retention::{PruneSummary, parse_age};
 
+use super::InvalidSpec;
+use super::agent_job::{self, AgentJob, REPORT_PATH};
+use super::collection;
 use super::credentials::credentials_secret_name;
-use super::{InvalidSpec, MANAGED_BY, owned_meta_named, runtime_default_seccomp};
 use crate::crd::{CacheRetention, OrasCache, PruneRun, RetentionStatus};
 
-/// The unprivileged user of the agent image.
-const AGENT_UID: i64 = 65532;
-/// Runs of each outcome kept for `kubectl get jobs`.
-const HISTORY: i32 = 3;
-
-/// Where the prune writes its summary: the container's termination message.
-const REPORT_PATH: &str = "/dev/termination-log";
-/// The longest failure message kept in the status.
-const MESSAGE_LIMIT: usize = 512;
+/// The pods' component and the container's name.
+pub const COMPONENT: &str = "prune";
 
 /// `<cache>-prune`.
 pub fn prune_job_name(cache: &OrasCache) -> String {
     format!("{}-prune", cache.name_any())
 }
 
-/// The labels of the prune pods. Not the registry's selector labels: the cache's
-/// Service must never send a pull to a prune pod.
-pub fn prune_pod_labels(cache: &OrasCache) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (
-            "app.kubernetes.io/name".to_string(),
-            "oras-agent".to_string(),
-        ),
-        ("app.kubernetes.io/instance".to_string(), cache.name_any()),
-        (
-            "app.kubernetes.io/component".to_string(),
-            "prune".to_string(),
-        ),
-        (
-            "app.kubernetes.io/managed-by".to_string(),
-            MANAGED_BY.to_string(),
-        ),
-    ])
-}
-
-/// The label selector of [`prune_pod_labels`], for listing a cache's prune pods.
-pub fn prune_pod_selector(cache: &OrasCache) -> String {
-    prune_pod_labels(cache)
-        .iter()
-        .map(|(key, value)| format!("{key}={value}"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// The selector of every cache's prune pods, which the controller watches.
-pub fn all_prune_pods_selector() -> String {
-    format!("app.kubernetes.io/component=prune,app.kubernetes.io/managed-by={MANAGED_BY}")
+/// Whether `schedule` is a five-field cron schedule or one of cron's `@` names.
+pub fn is_cron_schedule(schedule: &str) -> bool {
+    let schedule = schedule.trim();
+    let fields = schedule.split_whitespace().count();
+    (schedule.starts_with('@') && fields == 1) || fields == 5
 }
 
 /// Checks `spec.retention`: a rule, a positive `keepLast`, an age in the prune grammar, a
-/// five-field schedule (or one of cron's `@` names).
+/// cron schedule; and its `garbageCollect`.
 pub fn validate(cache: &OrasCache) -> Result<(), InvalidSpec> {
     let Some(retention) = &cache.spec.retention else {
         return Ok(());
@@ -89,16 +51,13 @@ pub fn validate(cache: &OrasCache) -> Result<(), InvalidSpec> {
         parse_age(age)
             .map_err(|problem| InvalidSpec(format!("spec.retention.maxAge: {problem}")))?;
     }
-    let schedule = retention.schedule.trim();
-    let fields = schedule.split_whitespace().count();
-    let named = schedule.starts_with('@') && fields == 1;
-    if !named && fields != 5 {
+    if !is_cron_schedule(&retention.schedule) {
         return Err(InvalidSpec(format!(
             "spec.retention.schedule {:?} is not a cron schedule (five fields, such as \"0 * * * *\", or @hourly)",
             retention.schedule
         )));
     }
-    Ok(())
+    collection::validate(cache)
 }
 
 /// `oras-agent prune` arguments for `retention` against `registry` (host:port).
@@ -137,145 +96,72 @@ pub fn prune_cron_job(
             ..Default::default()
         }]
     });
-    let small = |cpu: &str, memory: &str| {
-        [
-            ("cpu".to_string(), K8sQuantity(cpu.into())),
-            ("memory".to_string(), K8sQuantity(memory.into())),
-        ]
-        .into()
-    };
-    let container = Container {
-        name: "prune".into(),
-        image: Some(agent_image.to_string()),
-        command: Some(vec!["oras-agent".into()]),
-        args: Some(prune_args(retention, &registry)),
+    let job = AgentJob {
+        name: prune_job_name(cache),
+        component: COMPONENT,
+        schedule: retention.schedule.clone(),
+        args: prune_args(retention, &registry),
+        env: None,
         env_from,
-        // A failed run has no summary: the end of its log tells why.
-        termination_message_policy: Some("FallbackToLogsOnError".into()),
-        resources: Some(ResourceRequirements {
-            requests: Some(small("10m", "32Mi")),
-            limits: Some([("memory".to_string(), K8sQuantity("256Mi".into()))].into()),
-            ..Default::default()
-        }),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                ..Default::default()
-            }),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            run_as_user: Some(AGENT_UID),
-            run_as_group: Some(AGENT_UID),
-            seccomp_profile: Some(runtime_default_seccomp()),
-            ..Default::default()
-        }),
-        ..Default::default()
     };
-    Some(CronJob {
-        metadata: owned_meta_named(cache, owner, prune_job_name(cache)),
-        spec: Some(CronJobSpec {
-            schedule: retention.schedule.trim().to_string(),
-            concurrency_policy: Some("Forbid".into()),
-            successful_jobs_history_limit: Some(HISTORY),
-            failed_jobs_history_limit: Some(HISTORY),
-            job_template: JobTemplateSpec {
-                metadata: None,
-                spec: Some(JobSpec {
-                    backoff_limit: Some(2),
-                    template: PodTemplateSpec {
-                        metadata: Some(ObjectMeta {
-                            labels: Some(prune_pod_labels(cache)),
-                            ..Default::default()
-                        }),
-                        spec: Some(PodSpec {
-                            restart_policy: Some("Never".into()),
-                            containers: vec![container],
-                            ..Default::default()
-                        }),
-                    },
-                    ..Default::default()
-                }),
-            },
-            ..Default::default()
-        }),
-        status: None,
-    })
+    Some(agent_job::cron_job(cache, owner, agent_image, job))
 }
 
-/// The retention status: the CronJob, and the newest finished run among `pods` (the
-/// cache's prune pods), or the one `previous` recorded when no pod is left that is
-/// newer. `None` without retention.
+/// The retention status: the CronJobs, and the newest finished run of each among
+/// `pods` (the cache's agent pods), or the one `previous` recorded when no pod is left
+/// that is newer. `None` without retention.
 pub fn status(
     cache: &OrasCache,
     pods: &[Pod],
     previous: Option<&RetentionStatus>,
 ) -> Option<RetentionStatus> {
     let retention = cache.spec.retention.as_ref()?;
-    let finished = pods.iter().filter_map(finished_run);
     let recorded = previous.and_then(|p| p.last_prune.clone());
     // RFC 3339 in UTC with the same precision: the text orders as the time.
-    let last_prune = finished.chain(recorded).max_by(|a, b| a.time.cmp(&b.time));
+    let last_prune = pods
+        .iter()
+        .filter_map(prune_run)
+        .chain(recorded)
+        .max_by(|a, b| a.time.cmp(&b.time));
     Some(RetentionStatus {
         cron_job: prune_job_name(cache),
         schedule: retention.schedule.trim().to_string(),
         last_prune,
+        garbage_collect: collection::status(
+            cache,
+            pods,
+            previous.and_then(|p| p.garbage_collect.as_ref()),
+        ),
     })
 }
 
-/// The run of a prune pod whose container has terminated.
-fn finished_run(pod: &Pod) -> Option<PruneRun> {
-    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
-    let state = statuses
-        .iter()
-        .find(|s| s.name == "prune")?
-        .state
-        .as_ref()?;
-    let terminated = state.terminated.as_ref()?;
-    let time = terminated
-        .finished_at
-        .as_ref()?
-        .0
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string();
-    let text = terminated.message.as_deref().unwrap_or("").trim();
-    let summary = PruneSummary::from_json(text);
-    if terminated.exit_code == 0 {
-        let message = match &summary {
-            Some(s) => format!(
-                "deleted {} manifests ({} tags) and {} referrers; {} bytes of layers no longer have a tag",
-                s.manifests_deleted, s.tags_deleted, s.referrers_deleted, s.untagged_bytes
-            ),
-            None => "succeeded without a summary".to_string(),
-        };
-        Some(PruneRun {
-            time,
-            result: "Succeeded".into(),
-            tags_deleted: summary.map(|s| s.tags_deleted),
-            untagged_bytes: summary.map(|s| s.untagged_bytes),
-            message,
-        })
-    } else {
-        Some(PruneRun {
-            time,
+/// The run of a prune pod that has finished.
+fn prune_run(pod: &Pod) -> Option<PruneRun> {
+    let finished = agent_job::finished(pod, COMPONENT)?;
+    if finished.exit_code != 0 {
+        return Some(PruneRun {
+            time: finished.time,
             result: "Failed".into(),
             tags_deleted: None,
             untagged_bytes: None,
-            message: tail(text, terminated.exit_code),
-        })
+            message: agent_job::failure_message(&finished.message, finished.exit_code),
+        });
     }
-}
-
-/// The end of a failed run's log, at most [`MESSAGE_LIMIT`] bytes.
-fn tail(log: &str, exit_code: i32) -> String {
-    if log.is_empty() {
-        return format!("exited with {exit_code}");
-    }
-    let mut start = log.len().saturating_sub(MESSAGE_LIMIT);
-    while !log.is_char_boundary(start) {
-        start += 1;
-    }
-    log[start..].trim().to_string()
+    let summary = PruneSummary::from_json(&finished.message);
+    let message = match &summary {
+        Some(s) => format!(
+            "deleted {} manifests ({} tags) and {} referrers; {} bytes of layers no longer have a tag",
+            s.manifests_deleted, s.tags_deleted, s.referrers_deleted, s.untagged_bytes
+        ),
+        None => "succeeded without a summary".to_string(),
+    };
+    Some(PruneRun {
+        time: finished.time,
+        result: "Succeeded".into(),
+        tags_deleted: summary.map(|s| s.tags_deleted),
+        untagged_bytes: summary.map(|s| s.untagged_bytes),
+        message,
+    })
 }
 
 #[cfg(test)]
@@ -299,6 +185,7 @@ mod tests {
             keep_last,
             max_age: max_age.map(str::to_string),
             schedule: schedule.into(),
+            garbage_collect: None,
         }
     }
 
@@ -360,7 +247,7 @@ mod tests {
             .and_then(|j| j.template.metadata.as_ref())
             .and_then(|m| m.labels.clone())
             .unwrap();
-        let selects_prune_pod = super::super::selector_labels(&cache)
+        let selects_prune_pod = crate::builders::selector_labels(&cache)
             .iter()
             .all(|(key, value)| labels.get(key) == Some(value));
         assert!(!selects_prune_pod, "{labels:?}");
@@ -406,7 +293,8 @@ mod tests {
     /// A prune pod whose container ended with `exit_code` at `finished`, with `message`.
     fn pod(finished: &str, exit_code: i32, message: &str) -> Pod {
         serde_json::from_value(serde_json::json!({
-            "metadata": {"name": format!("oras-prune-{finished}")},
+            "metadata": {"name": format!("oras-prune-{finished}"),
+                "labels": {"app.kubernetes.io/component": "prune"}},
             "status": {"phase": if exit_code == 0 { "Succeeded" } else { "Failed" },
                 "containerStatuses": [{"name": "prune", "image": "a", "imageID": "", "ready": false,
                     "restartCount": 0, "state": {"terminated": {
@@ -417,7 +305,8 @@ mod tests {
 
     fn running() -> Pod {
         serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "oras-prune-now"},
+            "metadata": {"name": "oras-prune-now",
+                "labels": {"app.kubernetes.io/component": "prune"}},
             "status": {"phase": "Running", "containerStatuses": [{"name": "prune", "image": "a",
                 "imageID": "", "ready": true, "restartCount": 0,
                 "state": {"running": {"startedAt": "2026-12-01T10:00:00Z"}}}]}
