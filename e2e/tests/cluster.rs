@@ -66,11 +66,12 @@ fn the_example_workflow_runs_on_a_real_node() {
     let agent_image = phases.time("image import", || images::import_all(&node, &work));
     let webhook = phases.time("workflow", || {
         let webhook = serve_policy(&kube, &root, &agent_image);
-        install_and_run_the_workflow(&kube, &root, &work);
+        install_and_run_the_workflow(&kube, &root, &work, &agent_image);
         webhook
     });
     phases.time("failure modes", || failure_modes(&kube));
     phases.time("private cache", || private_cache(&kube, &root, &work));
+    phases.time("tidy cache", || tidy_cache(&kube, &root, &work));
 
     drop(webhook);
     let dir = node.dir().to_path_buf();
@@ -104,7 +105,7 @@ fn serve_policy(kube: &Kube, root: &Path, agent_image: &str) -> PolicyWebhook {
     webhook
 }
 
-fn install_and_run_the_workflow(kube: &Kube, root: &Path, work: &Path) {
+fn install_and_run_the_workflow(kube: &Kube, root: &Path, work: &Path, agent_image: &str) {
     // The operator, as `kubectl apply -f examples/dist/`, the controller's image being
     // the one built here.
     for file in ["00-namespace.yaml", "01-crd.yaml", "02-rbac.yaml"] {
@@ -115,10 +116,17 @@ fn install_and_run_the_workflow(kube: &Kube, root: &Path, work: &Path) {
     let controller = format!("{}:{}", images::CONTROLLER, images::version());
     let container = &mut deployment["spec"]["template"]["spec"]["containers"][0];
     container["image"] = json!(controller);
-    // The gate of caches with auth is the controller image, the one imported here.
+    // The gate of caches with auth is the controller image, the retention CronJobs'
+    // the agent image: the ones imported here.
     for arg in container["args"].as_array_mut().unwrap() {
         if arg.as_str().is_some_and(|a| a.starts_with("--gate-image=")) {
             *arg = json!(format!("--gate-image={controller}"));
+        }
+        if arg
+            .as_str()
+            .is_some_and(|a| a.starts_with("--agent-image="))
+        {
+            *arg = json!(format!("--agent-image={agent_image}"));
         }
     }
     kube.apply(None, &deployment);
@@ -537,6 +545,114 @@ fn private_cache(kube: &Kube, root: &Path, work: &Path) {
         std::fs::read_to_string(pulled.join("out.txt")).unwrap(),
         "private result\n"
     );
+}
+
+/// `examples/cache/oras-cache-retention.yaml` (on an emptyDir, keeping one tag): three
+/// artifacts pushed from this machine, a prune and a garbage collection started from the
+/// CronJobs as a user would (`kubectl create job --from=cronjob/...`), each run's result
+/// in the cache's status, the kept artifact pulled identical.
+fn tidy_cache(kube: &Kube, root: &Path, work: &Path) {
+    let mut cache = example(root, "examples/cache/oras-cache-retention.yaml");
+    cache["metadata"]["name"] = json!("tidy");
+    cache["spec"]["image"] = json!(format!("{REGISTRY}:{REGISTRY_TAG}"));
+    cache["spec"].as_object_mut().unwrap().remove("storage");
+    cache["spec"]["retention"] = json!({"keepLast": 1, "garbageCollect": {}});
+    kube.apply(Some(NAMESPACE), &cache);
+    if let Err(e) = kube.node.kubectl(&[
+        "wait",
+        "-n",
+        NAMESPACE,
+        "--for=condition=Ready",
+        "--timeout=180s",
+        "orascache/tidy",
+    ]) {
+        panic!("the tidy cache did not become Ready: {e}\n{}", kube.state());
+    }
+    let registry = kube.port_forward(NAMESPACE, "tidy", 5000);
+    let agent = images::binaries().join("oras-agent");
+    for run_number in 1..=3u8 {
+        let file = work.join(format!("tidy-{run_number}.bin"));
+        std::fs::write(&file, vec![run_number; 300 * 1024]).unwrap();
+        run(Command::new(&agent).current_dir(work).args([
+            "push",
+            "--plain-http",
+            &format!("{}/steps/a:run-{run_number}", registry.host()),
+            &format!("tidy-{run_number}.bin"),
+        ]));
+        // Distinct creation times, to the second.
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+
+    let status_of = |what: &str, done: &dyn Fn(&Value) -> bool| -> Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let cache = kube.get(NAMESPACE, "orascache", "tidy");
+            let retention = cache["status"]["retention"].clone();
+            if done(&retention) {
+                return retention;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {what} in the status: {}\n{}",
+                cache["status"],
+                kube.state()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    };
+    kube.run(&[
+        "create",
+        "job",
+        "-n",
+        NAMESPACE,
+        "prune-now",
+        "--from=cronjob/tidy-prune",
+    ]);
+    kube.wait_job(NAMESPACE, "prune-now", "complete");
+    let retention = status_of("last prune", &|r| r["lastPrune"]["result"] == "Succeeded");
+    assert_eq!(retention["lastPrune"]["tagsDeleted"], 2, "{retention}");
+
+    kube.run(&[
+        "create",
+        "job",
+        "-n",
+        NAMESPACE,
+        "collect-now",
+        "--from=cronjob/tidy-collect",
+    ]);
+    kube.wait_job(NAMESPACE, "collect-now", "complete");
+    let retention = status_of("last collection", &|r| {
+        r["garbageCollect"]["lastCollection"]["result"] == "Succeeded"
+    });
+    let collection = &retention["garbageCollect"]["lastCollection"];
+    // Two layers and two manifests of the pruned tags.
+    assert_eq!(collection["blobsDeleted"], 4, "{retention}");
+    assert!(
+        collection["bytesFreed"].as_u64().unwrap() >= 2 * 300 * 1024,
+        "{retention}"
+    );
+
+    // The registry serves again (it restarted twice in its pod), with what was kept.
+    drop(registry);
+    let registry = kube.port_forward(NAMESPACE, "tidy", 5000);
+    let pulled = work.join("pulled-tidy");
+    run(Command::new(&agent).args([
+        "pull",
+        "--plain-http",
+        &format!("{}/steps/a:run-3", registry.host()),
+        "-o",
+        &pulled.to_string_lossy(),
+    ]));
+    assert_eq!(
+        std::fs::read(pulled.join("tidy-3.bin")).unwrap(),
+        vec![3u8; 300 * 1024]
+    );
+    let tags = run(Command::new(&agent).args([
+        "tags",
+        "--plain-http",
+        &format!("{}/steps/a", registry.host()),
+    ]));
+    assert_eq!(tags.trim(), "run-3");
 }
 
 /// Nothing of the node is left on the host: no bridge, no mount, no process.
