@@ -3,8 +3,9 @@
 //! `benches/idle.rs`.
 //!
 //! It serves what oras-controller uses and nothing else: list and watch of OrasCaches
-//! (whole objects) and of StatefulSets, Services, NetworkPolicies and Secrets (metadata
-//! only, as the controller asks); server-side applies of those and of the OrasCache
+//! (whole objects) and of StatefulSets, Deployments, PodDisruptionBudgets, Services,
+//! NetworkPolicies and Secrets (metadata only, as the controller asks); server-side
+//! applies of those and of the OrasCache
 //! status; create of a Secret; GET and DELETE of each; event create and patch. It sends the watch events
 //! a real API server would: ADDED for a new object, MODIFIED for a changed one, DELETED,
 //! and nothing for an apply that changes nothing. Watches stream from the moment they
@@ -39,19 +40,33 @@ type Body = BoxBody<Bytes, Infallible>;
 pub enum Kind {
     Cache,
     StatefulSet,
+    Deployment,
+    PodDisruptionBudget,
     Service,
     NetworkPolicy,
     Secret,
 }
 
 /// Every kind the controller watches.
-const WATCHED: [Kind; 5] = [
+const WATCHED: [Kind; 7] = [
     Kind::Cache,
     Kind::StatefulSet,
+    Kind::Deployment,
+    Kind::PodDisruptionBudget,
     Kind::Service,
     Kind::NetworkPolicy,
     Kind::Secret,
 ];
+
+/// The kinds the controller applies and deletes.
+fn owned(kind: Kind) -> bool {
+    kind != Kind::Cache
+}
+
+/// The kinds whose pods turn ready.
+fn workload(kind: Kind) -> bool {
+    matches!(kind, Kind::StatefulSet | Kind::Deployment)
+}
 
 #[derive(Default)]
 struct State {
@@ -215,19 +230,20 @@ impl FakeApi {
         st.notify(kind, "DELETED", &object);
     }
 
-    /// Every StatefulSet gets `ready` ready replicas, as the StatefulSet controller
-    /// would write once the kubelet reports the pod.
+    /// Every StatefulSet and Deployment gets `ready` ready replicas, as their
+    /// controllers would write once the kubelet reports the pods.
     pub fn set_ready(&self, ready: i32) {
         let mut st = self.state.lock().unwrap();
-        let keys: Vec<String> = st
+        let keys: Vec<(Kind, String)> = st
             .objects
             .keys()
-            .filter(|(k, _)| *k == Kind::StatefulSet)
-            .map(|(_, key)| key.clone())
+            .filter(|(k, _)| workload(*k))
+            .cloned()
             .collect();
-        for key in keys {
-            st.modify(Kind::StatefulSet, &key, |sts| {
-                sts["status"] = json!({"replicas": 1, "readyReplicas": ready});
+        for (kind, key) in keys {
+            st.modify(kind, &key, |object| {
+                let replicas = object["spec"]["replicas"].clone();
+                object["status"] = json!({"replicas": replicas, "readyReplicas": ready});
             });
         }
     }
@@ -276,6 +292,10 @@ fn kind_of(segments: &[&str]) -> Option<Kind> {
         Some(Kind::Cache)
     } else if segments.contains(&"statefulsets") {
         Some(Kind::StatefulSet)
+    } else if segments.contains(&"deployments") {
+        Some(Kind::Deployment)
+    } else if segments.contains(&"poddisruptionbudgets") {
+        Some(Kind::PodDisruptionBudget)
     } else if segments.contains(&"services") {
         Some(Kind::Service)
     } else if segments.contains(&"networkpolicies") {
@@ -317,6 +337,8 @@ async fn handle(
     let collection = match path.as_str() {
         p if p == format!("{GROUP_PATH}/orascaches") => Some(Kind::Cache),
         "/apis/apps/v1/statefulsets" => Some(Kind::StatefulSet),
+        "/apis/apps/v1/deployments" => Some(Kind::Deployment),
+        "/apis/policy/v1/poddisruptionbudgets" => Some(Kind::PodDisruptionBudget),
         "/api/v1/services" => Some(Kind::Service),
         "/apis/networking.k8s.io/v1/networkpolicies" => Some(Kind::NetworkPolicy),
         "/api/v1/secrets" => Some(Kind::Secret),
@@ -412,11 +434,7 @@ async fn handle(
             st.notify(kind, "ADDED", &object);
             Ok(full(201, &object))
         }
-        (
-            &Method::PATCH,
-            Kind::StatefulSet | Kind::Service | Kind::NetworkPolicy | Kind::Secret,
-            false,
-        ) => {
+        (&Method::PATCH, kind, false) if owned(kind) => {
             *st.applies.entry(format!("{kind:?} {key}")).or_default() += 1;
             let existing = st.objects.get(&(kind, key.clone())).cloned();
             let changed = existing.as_ref().is_none_or(|e| {
@@ -437,13 +455,14 @@ async fn handle(
             object["metadata"]["uid"] = json!(format!("{kind:?}-{key}"));
             object["metadata"]["resourceVersion"] = json!(rv);
             object["metadata"]["generation"] = json!(generation);
-            if kind == Kind::StatefulSet {
+            if workload(kind) {
                 // No kubelet here: a new registry pod is not ready until the caller
                 // says so; an updated one keeps its status.
+                let replicas = body["spec"]["replicas"].clone();
                 object["status"] = existing
                     .as_ref()
                     .map(|e| e["status"].clone())
-                    .unwrap_or_else(|| json!({"replicas": 1, "readyReplicas": 0}));
+                    .unwrap_or_else(|| json!({"replicas": replicas, "readyReplicas": 0}));
             }
             st.objects.insert((kind, key), object.clone());
             let event = if existing.is_some() {
@@ -458,11 +477,7 @@ async fn handle(
             Some(object) => full(200, object),
             None => status(404, key),
         }),
-        (
-            &Method::DELETE,
-            Kind::StatefulSet | Kind::Service | Kind::NetworkPolicy | Kind::Secret,
-            false,
-        ) => {
+        (&Method::DELETE, kind, false) if owned(kind) => {
             match st.objects.remove(&(kind, key.clone())) {
                 Some(mut object) => {
                     // As in etcd, the deletion has a revision of its own.
