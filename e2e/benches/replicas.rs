@@ -4,7 +4,9 @@
 //! (`tests/support/s3_cache.rs`, the setup of `tests/cache_s3.rs`). One artifact of
 //! `BENCH_MIB` MiB (default 64) is pushed once; then `BENCH_AGENTS` agents (default
 //! "4 8") pull it at the same time, `BENCH_ROUNDS` times (default 3), and the median
-//! round is reported. A benchmark, not a test: nothing is asserted about the times.
+//! round is reported. `BENCH_REGISTRY` names the registry binary (default Debian's
+//! `docker-registry`; distribution 3 is `make tools`' `registry`). A benchmark, not a
+//! test: nothing is asserted about the times.
 //!
 //!   make bench-replicas
 //!   (cargo build --release -p oras-agent && cargo bench --profile dev -p oras-e2e --bench replicas)
@@ -88,10 +90,14 @@ fn main() {
         .filter_map(|n| n.parse().ok())
         .collect();
     let agent = agent_binary();
+    let registry = std::env::var_os("BENCH_REGISTRY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(oras_testkit::registry::REGISTRY_BINARY));
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "pull throughput through a cache on S3 (moto), {mib} MiB artifact, {cpus} CPUs, agent {}",
-        agent.display()
+        "pull throughput through a cache on S3 (moto), {mib} MiB artifact, {cpus} CPUs, agent {}, registry {}",
+        agent.display(),
+        registry.display()
     );
     let work = tempfile::tempdir().unwrap();
     let source = work.path().join("source");
@@ -115,7 +121,7 @@ fn main() {
 
     let mut results: Vec<(usize, usize, f64)> = Vec::new();
     for replicas in [1usize, 2] {
-        let cache = S3Cache::start(replicas);
+        let cache = S3Cache::start_with(&registry, replicas);
         let reference = cache.reference("bench/data:v1");
         run_agent(
             &agent,

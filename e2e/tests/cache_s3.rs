@@ -12,12 +12,15 @@
 //! - A replica stopped in the middle of a run of pushes loses nothing that was
 //!   acknowledged, the other goes on serving, and the stopped one, started again, serves
 //!   everything (it keeps nothing of its own).
+//!
+//! Each against Debian's `docker-registry` (distribution 2.8) and distribution 3 (`make
+//! tools`; the cache's default image is distribution 3).
 
 #[path = "support/s3_cache.rs"]
 mod s3_cache;
 
 use std::io::{BufWriter, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::mpsc;
 
@@ -141,9 +144,8 @@ fn digest_of(data: &[u8]) -> String {
     format!("sha256:{:x}", Sha256::digest(data))
 }
 
-#[test]
-fn an_upload_begun_on_one_replica_is_finished_on_the_other() {
-    let cache = S3Cache::start(2);
+fn an_upload_begun_on_one_replica_is_finished_on_the_other(registry: &Path) {
+    let cache = S3Cache::start_with(registry, 2);
     let (a, b) = (cache.replicas[0].port(), cache.replicas[1].port());
     let data: Vec<u8> = (0..3u32 << 20).map(|i| (i % 253) as u8).collect();
     let digest = digest_of(&data);
@@ -207,8 +209,7 @@ fn an_upload_begun_on_one_replica_is_finished_on_the_other() {
             _ => (name.clone(), value.clone()),
         })
         .collect();
-    let stranger =
-        Registry::start_with_env(Path::new(REGISTRY_BINARY), stranger_port, env).unwrap();
+    let stranger = Registry::start_with_env(registry, stranger_port, env).unwrap();
     // (A small body: the refusal comes before the registry reads it.)
     let (status, _, body) = http(
         stranger.port(),
@@ -226,9 +227,8 @@ fn an_upload_begun_on_one_replica_is_finished_on_the_other() {
     assert!(answer.contains("BLOB_UPLOAD_INVALID"), "{answer}");
 }
 
-#[test]
-fn the_agent_pushes_through_the_service_and_each_replica_serves_it_all() {
-    let cache = S3Cache::start(2);
+fn the_agent_pushes_through_the_service_and_each_replica_serves_it_all(registry: &Path) {
+    let cache = S3Cache::start_with(registry, 2);
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     let source = dir.join("source");
@@ -285,9 +285,8 @@ fn the_agent_pushes_through_the_service_and_each_replica_serves_it_all() {
     assert_same_tree(&source, &out, "oras-py");
 }
 
-#[test]
-fn stopping_a_replica_mid_run_loses_nothing_acknowledged() {
-    let mut cache = S3Cache::start(2);
+fn stopping_a_replica_mid_run_loses_nothing_acknowledged(registry: &Path) {
+    let mut cache = S3Cache::start_with(registry, 2);
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().to_path_buf();
     const RUNS: usize = 10;
@@ -369,4 +368,39 @@ fn stopping_a_replica_mid_run_loses_nothing_acknowledged() {
             );
         }
     }
+}
+
+/// Distribution 3, the registry of the cache's default image (`make tools`).
+fn distribution_3() -> PathBuf {
+    oras_testkit::tools::tool("registry").unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn upload_across_replicas_with_debian_docker_registry_2_8() {
+    an_upload_begun_on_one_replica_is_finished_on_the_other(Path::new(REGISTRY_BINARY));
+}
+
+#[test]
+fn upload_across_replicas_with_distribution_3() {
+    an_upload_begun_on_one_replica_is_finished_on_the_other(&distribution_3());
+}
+
+#[test]
+fn agent_through_the_service_with_debian_docker_registry_2_8() {
+    the_agent_pushes_through_the_service_and_each_replica_serves_it_all(Path::new(REGISTRY_BINARY));
+}
+
+#[test]
+fn agent_through_the_service_with_distribution_3() {
+    the_agent_pushes_through_the_service_and_each_replica_serves_it_all(&distribution_3());
+}
+
+#[test]
+fn replica_stopped_mid_run_with_debian_docker_registry_2_8() {
+    stopping_a_replica_mid_run_loses_nothing_acknowledged(Path::new(REGISTRY_BINARY));
+}
+
+#[test]
+fn replica_stopped_mid_run_with_distribution_3() {
+    stopping_a_replica_mid_run_loses_nothing_acknowledged(&distribution_3());
 }

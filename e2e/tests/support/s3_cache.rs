@@ -214,8 +214,14 @@ pub struct S3Cache {
 }
 
 impl S3Cache {
-    /// `replicas` registry processes of one cache on a new bucket.
+    /// `replicas` Debian `docker-registry` processes of one cache on a new bucket.
     pub fn start(replicas: usize) -> Self {
+        Self::start_with(Path::new(REGISTRY_BINARY), replicas)
+    }
+
+    /// `replicas` processes of the registry `binary` (Debian's `docker-registry`, or
+    /// distribution 3's `registry` from `make tools`) of one cache on a new bucket.
+    pub fn start_with(binary: &Path, replicas: usize) -> Self {
         let s3 = S3Server::start().unwrap_or_else(|e| panic!("starting moto: {e}"));
         s3.create_bucket(BUCKET).unwrap();
         let cache = cache(&s3, i32::try_from(replicas).unwrap());
@@ -243,12 +249,8 @@ impl S3Cache {
         let registries: Vec<Registry> = (0..replicas)
             .map(|_| {
                 let port = free_port().unwrap();
-                Registry::start_with_env(
-                    Path::new(REGISTRY_BINARY),
-                    port,
-                    resolve(&env, &secrets, port),
-                )
-                .unwrap_or_else(|e| panic!("starting a replica: {e}"))
+                Registry::start_with_env(binary, port, resolve(&env, &secrets, port))
+                    .unwrap_or_else(|e| panic!("starting a replica: {e}"))
             })
             .collect();
         let service = RoundRobin::start(registries.iter().map(Registry::port).collect()).unwrap();
