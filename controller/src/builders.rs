@@ -389,7 +389,14 @@ pub fn status(
             let ready = *ready_replicas >= 1;
             let replicas = cache.spec.replicas;
             let endpoint = endpoint(cache, cluster_domain);
-            let (reason, message) = if ready {
+            let (reason, message) = if ready && replicas > 1 {
+                (
+                    "RegistryReady",
+                    format!(
+                        "registry serves at {endpoint} ({ready_replicas}/{replicas} pods ready)"
+                    ),
+                )
+            } else if ready {
                 ("RegistryReady", format!("registry serves at {endpoint}"))
             } else {
                 (
@@ -1087,6 +1094,10 @@ mod tests {
         let one = status(&c, &Observed::Deployed { ready_replicas: 1 }, "d", "T1");
         assert_eq!((one.ready_replicas, one.replicas), (Some(1), Some(3)));
         assert_eq!(one.ready().unwrap().status, "True");
+        assert_eq!(
+            one.ready().unwrap().message,
+            "registry serves at oras.workflows.svc.d:5000 (1/3 pods ready)"
+        );
         let external = status(&c, &Observed::External, "d", "T1");
         assert_eq!(external.replicas, None);
     }

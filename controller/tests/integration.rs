@@ -486,9 +486,13 @@ async fn the_controller_runs_a_cache_through_its_life() {
     let spec = deployment.spec.as_ref().unwrap();
     assert_eq!(spec.replicas, Some(3));
     let pod = spec.template.spec.as_ref().unwrap();
+    let spread = &pod.topology_spread_constraints.as_ref().unwrap()[0];
+    assert_eq!(spread.topology_key, "kubernetes.io/hostname");
+    assert_eq!(spread.when_unsatisfiable, "ScheduleAnyway");
     assert_eq!(
-        pod.topology_spread_constraints.as_ref().unwrap()[0].topology_key,
-        "kubernetes.io/hostname"
+        spread.match_label_keys.as_deref(),
+        Some(&["pod-template-hash".to_string()][..]),
+        "kept by the API server"
     );
     assert!(pod.containers.iter().any(|c| c.name == "gate"));
     let env = serde_json::to_value(&pod.containers[0].env).unwrap();

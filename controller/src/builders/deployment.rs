@@ -58,6 +58,9 @@ pub fn deployment(
                 match_labels: Some(selector_labels(cache)),
                 ..Default::default()
             }),
+            // Spread each revision's pods on its own: during a rollout, the pods about
+            // to go do not count.
+            match_label_keys: Some(vec!["pod-template-hash".into()]),
             ..Default::default()
         }]);
     }
@@ -129,7 +132,8 @@ mod tests {
                 "topologyKey": "kubernetes.io/hostname",
                 "whenUnsatisfiable": "ScheduleAnyway",
                 "labelSelector": {"matchLabels": {
-                    "app.kubernetes.io/instance": "oras", "app.kubernetes.io/name": "oras-cache"}}
+                    "app.kubernetes.io/instance": "oras", "app.kubernetes.io/name": "oras-cache"}},
+                "matchLabelKeys": ["pod-template-hash"]
             }])
         );
         for (key, value) in spec["selector"]["matchLabels"].as_object().unwrap() {
