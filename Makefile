@@ -10,7 +10,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 SHIP := $(CARGO) run -q -p oras-ship --
 POLICY_SOURCES := $(shell find policy/src contract/src -name '*.rs') policy/Cargo.toml contract/Cargo.toml Cargo.toml Cargo.lock
 
-.PHONY: all tools policy-demo images bench-agent bench-controller crd push-policy test fmt fmt-check lint unit-tests e2e-tests demo bench-policy agent-static clean \
+.PHONY: all tools policy-demo images bench-agent bench-controller bench-replicas crd push-policy test fmt fmt-check lint unit-tests e2e-tests demo bench-policy agent-static clean \
 	require-registry ship-tools dist-binaries push-images release test-binaries lint-workflows cluster-e2e
 
 all: annotated-policy.wasm
@@ -95,6 +95,12 @@ bench-policy: policy.wasm
 ## Push and pull 10,000 small files and 1 GiB with the agent and with oras-py (release build).
 bench-agent:
 	scripts/bench-agent.sh
+
+## Pull throughput of concurrent agents through a cache on S3 with 1 and 2 replicas
+## (moto, docker-registry, the release agent). The harness is light: built as for tests.
+bench-replicas:
+	$(CARGO) build --release -p oras-agent
+	$(CARGO) bench --profile dev -p oras-e2e --bench replicas
 
 ## Regenerate the committed CRD from the controller's types.
 crd:

@@ -1,26 +1,31 @@
 //! Pure functions from an `OrasCache` to the objects the controller applies and the
 //! status it writes. No client here: everything is unit-tested on plain values.
 //!
-//! The registry's StatefulSet and Service are built here; each further object has its
-//! own module: [`network_policy`], [`credentials`] (the generated Secrets) and [`auth`]
-//! (the registry pod behind the gate).
+//! The registry's pod template, StatefulSet and Service are built here; each further
+//! object has its own module: [`network_policy`], [`credentials`] (the generated
+//! Secrets), [`auth`] (the registry pod behind the gate), [`s3`] (storage in a bucket),
+//! [`deployment`] (the registry of a cache on S3, with replicas), [`disruption`] (its
+//! PodDisruptionBudget) and [`http_secret`] (the HTTP secret its pods share).
 
 pub mod agent_job;
 pub mod auth;
 pub mod collection;
 pub mod credentials;
+pub mod deployment;
+pub mod disruption;
+pub mod http_secret;
 pub mod network_policy;
 pub mod retention;
+pub mod s3;
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector,
-    SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
-    VolumeResourceRequirements,
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec,
+    Probe, ResourceRequirements, SeccompProfile, SecurityContext, Service, ServicePort,
+    ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -140,39 +145,47 @@ pub fn validate(cache: &OrasCache) -> Result<(), InvalidSpec> {
             check_quantity(&format!("spec.resources.{kind}.{resource}"), quantity)?;
         }
     }
+    s3::validate(cache)?;
+    deployment::validate(cache)?;
     network_policy::validate(cache)?;
     auth::validate(cache)?;
     retention::validate(cache)?;
     Ok(())
 }
 
-/// The registry's StatefulSet: one replica, its own selector, probes on `GET /v2/`, the
-/// restricted security profile, and an emptyDir or a volume claim template for the data.
+/// The registry's StatefulSet (a cache on a volume): one replica, its own selector, and
+/// an emptyDir or a volume claim template for the data.
 pub fn statefulset(cache: &OrasCache, owner: OwnerReference) -> StatefulSet {
-    let spec = &cache.spec;
-    let persistent = spec.storage.size.as_ref();
+    statefulset_of(cache, owner, pod_template(cache))
+}
 
-    let mut env = vec![
-        env("REGISTRY_HTTP_ADDR", &format!(":{}", spec.port)),
-        env("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", DATA_PATH),
-        env("REGISTRY_STORAGE_DELETE_ENABLED", "true"),
-        // distribution 3 exports traces over OTLP by default and logs every failure.
-        env("OTEL_TRACES_EXPORTER", "none"),
-    ];
-    if let Some(secret) = &spec.secrets.registry_http {
-        env.push(EnvVar {
-            name: "REGISTRY_HTTP_SECRET".into(),
-            value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector {
-                    name: secret.clone(),
-                    key: REGISTRY_HTTP_SECRET_KEY.into(),
-                    optional: Some(false),
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
+/// The registry's environment: distribution's `REGISTRY_*` configuration. Its storage is
+/// the data volume, or the bucket of `storage.s3`.
+pub fn registry_env(cache: &OrasCache) -> Vec<EnvVar> {
+    let spec = &cache.spec;
+    let mut env = vec![env("REGISTRY_HTTP_ADDR", &format!(":{}", spec.port))];
+    match &spec.storage.s3 {
+        None => env.push(self::env(
+            "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY",
+            DATA_PATH,
+        )),
+        Some(bucket) => env.extend(s3::registry_env(bucket)),
     }
+    env.extend([
+        self::env("REGISTRY_STORAGE_DELETE_ENABLED", "true"),
+        // distribution 3 exports traces over OTLP by default and logs every failure.
+        self::env("OTEL_TRACES_EXPORTER", "none"),
+    ]);
+    env.extend(http_secret::env_var(cache));
+    env
+}
+
+/// The registry pod: probes on `GET /v2/`, the restricted security profile, a writable
+/// `/tmp`, and the data volume unless the artifacts are in a bucket.
+pub fn pod_template(cache: &OrasCache) -> PodTemplateSpec {
+    let spec = &cache.spec;
+    let on_volume = spec.storage.s3.is_none();
+    let env = registry_env(cache);
 
     let probe = |period: i32, failures: i32| Probe {
         http_get: Some(HTTPGetAction {
@@ -221,18 +234,21 @@ pub fn statefulset(cache: &OrasCache, owner: OwnerReference) -> StatefulSet {
             seccomp_profile: Some(runtime_default_seccomp()),
             ..Default::default()
         }),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: DATA_VOLUME.into(),
-                mount_path: DATA_PATH.into(),
-                ..Default::default()
-            },
-            VolumeMount {
-                name: "tmp".into(),
-                mount_path: "/tmp".into(),
-                ..Default::default()
-            },
-        ]),
+        volume_mounts: Some(
+            on_volume
+                .then(|| VolumeMount {
+                    name: DATA_VOLUME.into(),
+                    mount_path: DATA_PATH.into(),
+                    ..Default::default()
+                })
+                .into_iter()
+                .chain([VolumeMount {
+                    name: "tmp".into(),
+                    mount_path: "/tmp".into(),
+                    ..Default::default()
+                }])
+                .collect(),
+        ),
         ..Default::default()
     };
 
@@ -241,19 +257,54 @@ pub fn statefulset(cache: &OrasCache, owner: OwnerReference) -> StatefulSet {
         empty_dir: Some(EmptyDirVolumeSource::default()),
         ..Default::default()
     }];
-    let claim_templates = match persistent {
-        None => {
-            volumes.insert(
-                0,
-                Volume {
-                    name: DATA_VOLUME.into(),
-                    empty_dir: Some(EmptyDirVolumeSource::default()),
-                    ..Default::default()
-                },
-            );
-            None
-        }
-        Some(size) => Some(vec![PersistentVolumeClaim {
+    // With a size, the StatefulSet's volume claim template provides the data volume.
+    if on_volume && spec.storage.size.is_none() {
+        volumes.insert(
+            0,
+            Volume {
+                name: DATA_VOLUME.into(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Default::default()
+            },
+        );
+    }
+
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(labels(cache)),
+            ..Default::default()
+        }),
+        spec: Some(PodSpec {
+            containers: vec![container],
+            volumes: Some(volumes),
+            // The registry talks to nobody: no API token, and no Service
+            // variables (a Service named `registry` would inject REGISTRY_PORT,
+            // which the registry reads as its own configuration).
+            automount_service_account_token: Some(false),
+            enable_service_links: Some(false),
+            security_context: Some(PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(REGISTRY_UID),
+                run_as_group: Some(REGISTRY_UID),
+                fs_group: Some(REGISTRY_UID),
+                seccomp_profile: Some(runtime_default_seccomp()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+/// The StatefulSet of `template`'s pod: one replica, and the volume claim template of a
+/// persistent cache.
+pub fn statefulset_of(
+    cache: &OrasCache,
+    owner: OwnerReference,
+    template: PodTemplateSpec,
+) -> StatefulSet {
+    let spec = &cache.spec;
+    let claim_templates = spec.storage.size.as_ref().map(|size| {
+        vec![PersistentVolumeClaim {
             metadata: ObjectMeta {
                 name: Some(DATA_VOLUME.into()),
                 labels: Some(selector_labels(cache)),
@@ -272,8 +323,8 @@ pub fn statefulset(cache: &OrasCache, owner: OwnerReference) -> StatefulSet {
                 ..Default::default()
             }),
             ..Default::default()
-        }]),
-    };
+        }]
+    });
 
     StatefulSet {
         metadata: owned_meta(cache, owner),
@@ -284,30 +335,7 @@ pub fn statefulset(cache: &OrasCache, owner: OwnerReference) -> StatefulSet {
                 match_labels: Some(selector_labels(cache)),
                 ..Default::default()
             },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels(cache)),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![container],
-                    volumes: Some(volumes),
-                    // The registry talks to nobody: no API token, and no Service
-                    // variables (a Service named `registry` would inject REGISTRY_PORT,
-                    // which the registry reads as its own configuration).
-                    automount_service_account_token: Some(false),
-                    enable_service_links: Some(false),
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        run_as_user: Some(REGISTRY_UID),
-                        run_as_group: Some(REGISTRY_UID),
-                        fs_group: Some(REGISTRY_UID),
-                        seccomp_profile: Some(runtime_default_seccomp()),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-            },
+            template,
             volume_claim_templates: claim_templates,
             ..Default::default()
         }),
@@ -363,16 +391,25 @@ pub fn status(
 ) -> OrasCacheStatus {
     let generation = cache.meta().generation;
     let previous = cache.status.as_ref();
-    let (ready, reason, message, endpoint, ready_replicas) = match observed {
+    let (ready, reason, message, endpoint, ready_replicas, replicas) = match observed {
         Observed::Deployed { ready_replicas } => {
+            // Ready while at least one pod serves: the Service sends requests to it.
             let ready = *ready_replicas >= 1;
+            let replicas = cache.spec.replicas;
             let endpoint = endpoint(cache, cluster_domain);
-            let (reason, message) = if ready {
+            let (reason, message) = if ready && replicas > 1 {
+                (
+                    "RegistryReady",
+                    format!(
+                        "registry serves at {endpoint} ({ready_replicas}/{replicas} pods ready)"
+                    ),
+                )
+            } else if ready {
                 ("RegistryReady", format!("registry serves at {endpoint}"))
             } else {
                 (
                     "RegistryNotReady",
-                    format!("{ready_replicas}/1 registry pods ready"),
+                    format!("{ready_replicas}/{replicas} registry pods ready"),
                 )
             };
             (
@@ -381,6 +418,7 @@ pub fn status(
                 message,
                 Some(endpoint),
                 Some(*ready_replicas),
+                Some(replicas),
             )
         }
         Observed::External => (
@@ -390,14 +428,16 @@ pub fn status(
                 .to_string(),
             None,
             None,
+            None,
         ),
-        Observed::Invalid(message) => (false, "InvalidSpec", message.clone(), None, None),
+        Observed::Invalid(message) => (false, "InvalidSpec", message.clone(), None, None, None),
         Observed::Failed(message) => (
             false,
             "ApplyFailed",
             message.clone(),
             previous.and_then(|s| s.endpoint.clone()),
             previous.and_then(|s| s.ready_replicas),
+            previous.and_then(|s| s.replicas),
         ),
     };
     let status_text = if ready { "True" } else { "False" };
@@ -416,11 +456,25 @@ pub fn status(
         }],
         endpoint,
         ready_replicas,
+        replicas,
         observed_generation: generation,
         // What the controller last did about retention stands until it does otherwise
         // (a deploy pass, or a removal).
         retention: previous.and_then(|s| s.retention.clone()),
     }
+}
+
+/// Whether the cache's status shows a complete deploy pass of its current spec. Until it
+/// does, reconcile also removes what an earlier spec made and this one does not want (the
+/// StatefulSet of a cache moved to S3, the Deployment of one moved back, a
+/// PodDisruptionBudget after scaling down to one pod).
+pub fn settled(cache: &OrasCache) -> bool {
+    cache.status.as_ref().is_some_and(|status| {
+        status.observed_generation == cache.meta().generation
+            && status
+                .ready()
+                .is_some_and(|c| matches!(c.reason.as_str(), "RegistryReady" | "RegistryNotReady"))
+    })
 }
 
 /// The event a successful deploy pass reports, judged from the status it replaces:
@@ -436,17 +490,22 @@ pub fn deploy_event(cache: &OrasCache) -> Option<(&'static str, String)> {
         )
     });
     let name = cache.name_any();
+    let workload = if deployment::wanted(cache) {
+        "Deployment"
+    } else {
+        "StatefulSet"
+    };
     if !deployed_before {
         return Some((
             "Created",
-            format!("applied the registry StatefulSet and Service {name}"),
+            format!("applied the registry {workload} and Service {name}"),
         ));
     }
     let observed = previous.and_then(|s| s.observed_generation);
     if observed != cache.meta().generation {
         return Some((
             "Updated",
-            format!("applied the changed spec to the registry StatefulSet and Service {name}"),
+            format!("applied the changed spec to the registry {workload} and Service {name}"),
         ));
     }
     None
@@ -955,6 +1014,136 @@ mod tests {
         assert_eq!(deploy_event(&c).unwrap().0, "Updated");
         c.status = Some(status(&c, &Observed::External, "d", "T2"));
         assert_eq!(deploy_event(&c).unwrap().0, "Created");
+    }
+
+    #[test]
+    fn a_cache_on_s3_has_no_data_volume_and_the_bucket_as_its_storage() {
+        let c = cache(serde_json::json!({"storage": {"s3": {"bucket": "artifacts"}}}));
+        let template = pod_template(&c);
+        let pod = template.spec.as_ref().unwrap();
+        let volumes: Vec<&str> = pod
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|v| v.name.as_str())
+            .collect();
+        assert_eq!(volumes, ["tmp"]);
+        let registry = &pod.containers[0];
+        let mounts: Vec<&str> = registry
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|m| m.mount_path.as_str())
+            .collect();
+        assert_eq!(mounts, ["/tmp"]);
+        assert!(env_value(registry, "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY").is_none());
+        assert_eq!(
+            env_value(registry, "REGISTRY_STORAGE")
+                .unwrap()
+                .value
+                .as_deref(),
+            Some("s3")
+        );
+        assert_eq!(
+            env_value(registry, "REGISTRY_STORAGE_DELETE_ENABLED")
+                .unwrap()
+                .value
+                .as_deref(),
+            Some("true")
+        );
+        // The same probes and security as the StatefulSet's registry.
+        let sts = sts(serde_json::json!({}));
+        assert_eq!(
+            registry.readiness_probe,
+            self::registry(&sts).readiness_probe
+        );
+        assert_eq!(
+            registry.security_context,
+            self::registry(&sts).security_context
+        );
+    }
+
+    #[test]
+    fn validation_covers_storage_s3_and_replicas() {
+        let cases = [
+            (
+                serde_json::json!({"replicas": 3}),
+                "spec.replicas 3 needs shared storage: set spec.storage.s3",
+            ),
+            (
+                serde_json::json!({"storage": {"size": "1Gi", "s3": {"bucket": "artifacts"}}}),
+                "spec.storage.size \"1Gi\" and spec.storage.s3 exclude each other",
+            ),
+            (
+                serde_json::json!({"storage": {"s3": {"bucket": "artifacts", "secretName": "a_b"}}}),
+                "spec.storage.s3.secretName \"a_b\"",
+            ),
+        ];
+        for (spec, expected) in cases {
+            let err = validate(&cache(spec.clone())).unwrap_err();
+            assert!(err.0.contains(expected), "{spec}: {err}");
+        }
+        assert_eq!(
+            validate(&cache(serde_json::json!({
+                "replicas": 3,
+                "storage": {"s3": {"bucket": "artifacts", "endpoint": "minio:9000", "insecure": true}}
+            }))),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn status_counts_ready_replicas_of_replicas_and_is_ready_with_one() {
+        let c =
+            cache(serde_json::json!({"replicas": 3, "storage": {"s3": {"bucket": "artifacts"}}}));
+        let none = status(&c, &Observed::Deployed { ready_replicas: 0 }, "d", "T1");
+        assert_eq!((none.ready_replicas, none.replicas), (Some(0), Some(3)));
+        assert_eq!(none.ready().unwrap().status, "False");
+        assert_eq!(none.ready().unwrap().message, "0/3 registry pods ready");
+        let one = status(&c, &Observed::Deployed { ready_replicas: 1 }, "d", "T1");
+        assert_eq!((one.ready_replicas, one.replicas), (Some(1), Some(3)));
+        assert_eq!(one.ready().unwrap().status, "True");
+        assert_eq!(
+            one.ready().unwrap().message,
+            "registry serves at oras.workflows.svc.d:5000 (1/3 pods ready)"
+        );
+        let external = status(&c, &Observed::External, "d", "T1");
+        assert_eq!(external.replicas, None);
+    }
+
+    #[test]
+    fn settled_means_this_generation_was_deployed() {
+        let mut c = cache(serde_json::json!({}));
+        assert!(!settled(&c), "no status yet");
+        c.status = Some(status(
+            &c,
+            &Observed::Deployed { ready_replicas: 0 },
+            "d",
+            "T1",
+        ));
+        assert!(settled(&c));
+        c.metadata.generation = Some(4);
+        assert!(!settled(&c), "a new spec");
+        c.status = Some(status(&c, &Observed::Failed("x".into()), "d", "T2"));
+        assert!(!settled(&c), "the last pass failed");
+        c.status = Some(status(&c, &Observed::Invalid("x".into()), "d", "T2"));
+        assert!(!settled(&c));
+    }
+
+    #[test]
+    fn the_events_name_the_workload() {
+        let c = cache(serde_json::json!({"storage": {"s3": {"bucket": "artifacts"}}}));
+        assert_eq!(
+            deploy_event(&c).unwrap().1,
+            "applied the registry Deployment and Service oras"
+        );
+        let c = cache(serde_json::json!({}));
+        assert_eq!(
+            deploy_event(&c).unwrap().1,
+            "applied the registry StatefulSet and Service oras"
+        );
     }
 
     #[test]

@@ -7,10 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
@@ -24,7 +26,7 @@ use tokio::sync::Notify;
 
 use crate::builders::credentials::Credentials;
 use crate::builders::{self, FIELD_MANAGER, MANAGED_SELECTOR, Observed};
-use crate::crd::{OrasCache, OrasCacheStatus};
+use crate::crd::{OrasCache, OrasCacheStatus, RetentionStatus};
 use crate::error::Error;
 use crate::metrics::Metrics;
 
@@ -350,6 +352,14 @@ async fn apply_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Error> 
         if remove_owned::<StatefulSet>(cache, ctx, &namespace, "StatefulSet").await? {
             removed.push("StatefulSet");
         }
+        if remove_owned::<Deployment>(cache, ctx, &namespace, "Deployment").await? {
+            removed.push("Deployment");
+        }
+        if remove_owned::<PodDisruptionBudget>(cache, ctx, &namespace, "PodDisruptionBudget")
+            .await?
+        {
+            removed.push("PodDisruptionBudget");
+        }
         if remove_owned::<Service>(cache, ctx, &namespace, "Service").await? {
             removed.push("Service");
         }
@@ -373,7 +383,7 @@ async fn apply_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Error> 
         return Ok(Action::await_change());
     }
 
-    let mut statefulset = builders::statefulset(cache, owner.clone());
+    let mut template = builders::pod_template(cache);
     if cache.spec.auth.enabled {
         let credentials = match credentials(cache, ctx, &namespace, &owner).await? {
             Ok(credentials) => credentials,
@@ -399,23 +409,34 @@ async fn apply_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Error> 
         let secret = builders::credentials::htpasswd_secret(cache, owner.clone(), &htpasswd);
         let secret_name = builders::credentials::htpasswd_secret_name(cache);
         apply(ctx, &namespace, &secret_name, "Secret", &secret).await?;
-        builders::auth::secure(&mut statefulset, cache, &ctx.settings.gate_image, &htpasswd);
+        builders::auth::secure(&mut template, cache, &ctx.settings.gate_image, &htpasswd);
+    }
+    if builders::http_secret::generated(cache) {
+        match http_secret(cache, ctx, &namespace, &owner).await? {
+            Ok(value) => builders::http_secret::annotate(&mut template, &value),
+            Err(message) => {
+                let status =
+                    builders::status(cache, &Observed::Failed(message.clone()), domain, &now);
+                if write_status(cache, ctx, &namespace, status).await? {
+                    publish(ctx, cache, EventType::Warning, "InvalidHttpSecret", message).await;
+                }
+                return Ok(Action::await_change());
+            }
+        }
     }
     if builders::collection::garbage_collect(cache).is_some() {
         maintenance_token(cache, ctx, &namespace, &owner).await?;
-        builders::collection::supervise(&mut statefulset, cache, &ctx.settings.agent_image);
+        builders::collection::supervise(&mut template, cache, &ctx.settings.agent_image);
     }
-    let applied = match apply(ctx, &namespace, &name, "StatefulSet", &statefulset).await {
-        Ok(applied) => applied,
-        Err(error) if error.api_status() == Some(422) => {
-            // The API server refused the object itself (for example a change of
-            // `storage`, which a StatefulSet cannot take): say so in the status.
-            let status =
-                builders::status(cache, &Observed::Failed(error.to_string()), domain, &now);
-            write_status(cache, ctx, &namespace, status).await?;
-            return Err(error);
-        }
-        Err(error) => return Err(error),
+    // Shared storage: a Deployment of `replicas` pods; a volume: the StatefulSet.
+    let ready_replicas = if builders::deployment::wanted(cache) {
+        let deployment = builders::deployment::deployment(cache, owner.clone(), template);
+        let applied = apply_registry(cache, ctx, &namespace, "Deployment", &deployment).await?;
+        applied.status.and_then(|s| s.ready_replicas)
+    } else {
+        let statefulset = builders::statefulset_of(cache, owner.clone(), template);
+        let applied = apply_registry(cache, ctx, &namespace, "StatefulSet", &statefulset).await?;
+        applied.status.and_then(|s| s.ready_replicas)
     };
     apply(
         ctx,
@@ -432,42 +453,10 @@ async fn apply_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Error> 
         let note = "access.networkPolicy is false: deleted the NetworkPolicy".to_string();
         publish(ctx, cache, EventType::Normal, "Removed", note).await;
     }
-    let agent_image = &ctx.settings.agent_image;
-    let prune = builders::retention::prune_cron_job(cache, owner.clone(), agent_image, domain);
-    let retention = match prune {
-        Some(job) => {
-            let prune = builders::retention::prune_job_name(cache);
-            apply(ctx, &namespace, &prune, "CronJob", &job).await?;
-            match builders::collection::collect_cron_job(cache, owner, agent_image, domain) {
-                Some(job) => {
-                    let collect = builders::collection::collect_job_name(cache);
-                    apply(ctx, &namespace, &collect, "CronJob", &job).await?;
-                }
-                None => {
-                    if remove_retention_cron_jobs(cache, ctx, &namespace, false).await? {
-                        let note = "retention.garbageCollect is unset: deleted the collect CronJob";
-                        publish(ctx, cache, EventType::Normal, "Removed", note.into()).await;
-                    }
-                }
-            }
-            let pods = agent_pods(cache, ctx, &namespace).await?;
-            let previous = cache.status.as_ref().and_then(|s| s.retention.as_ref());
-            builders::retention::status(cache, &pods, previous)
-        }
-        None => {
-            if remove_retention_cron_jobs(cache, ctx, &namespace, true).await? {
-                let note = "retention is unset: deleted its CronJobs".to_string();
-                publish(ctx, cache, EventType::Normal, "Removed", note).await;
-            }
-            None
-        }
-    };
+    replicas_objects(cache, ctx, &namespace, owner.clone()).await?;
+    let retention = retention_objects(cache, ctx, &namespace, owner).await?;
 
-    let ready_replicas = applied
-        .status
-        .as_ref()
-        .and_then(|s| s.ready_replicas)
-        .unwrap_or(0);
+    let ready_replicas = ready_replicas.unwrap_or(0);
     let event = builders::deploy_event(cache);
     let mut status = builders::status(cache, &Observed::Deployed { ready_replicas }, domain, &now);
     status.retention = retention;
@@ -478,6 +467,161 @@ async fn apply_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Error> 
     Ok(Action::requeue(RESYNC))
 }
 
+/// The retention CronJobs the spec wants, applied, the others deleted; the retention
+/// status with the runs of the cache's agent pods.
+async fn retention_objects(
+    cache: &OrasCache,
+    ctx: &Context,
+    namespace: &str,
+    owner: OwnerReference,
+) -> Result<Option<RetentionStatus>, Error> {
+    let agent_image = &ctx.settings.agent_image;
+    let domain = &ctx.settings.cluster_domain;
+    let Some(job) = builders::retention::prune_cron_job(cache, owner.clone(), agent_image, domain)
+    else {
+        if remove_retention_cron_jobs(cache, ctx, namespace, true).await? {
+            let note = "retention is unset: deleted its CronJobs".to_string();
+            publish(ctx, cache, EventType::Normal, "Removed", note).await;
+        }
+        return Ok(None);
+    };
+    let prune = builders::retention::prune_job_name(cache);
+    apply(ctx, namespace, &prune, "CronJob", &job).await?;
+    match builders::collection::collect_cron_job(cache, owner, agent_image, domain) {
+        Some(job) => {
+            let collect = builders::collection::collect_job_name(cache);
+            apply(ctx, namespace, &collect, "CronJob", &job).await?;
+        }
+        None => {
+            if remove_retention_cron_jobs(cache, ctx, namespace, false).await? {
+                let note = "retention.garbageCollect is unset: deleted the collect CronJob";
+                publish(ctx, cache, EventType::Normal, "Removed", note.into()).await;
+            }
+        }
+    }
+    let pods = agent_pods(cache, ctx, namespace).await?;
+    let previous = cache.status.as_ref().and_then(|s| s.retention.as_ref());
+    Ok(builders::retention::status(cache, &pods, previous))
+}
+
+/// Server-side applies the registry workload. A refusal of the object itself (422, for
+/// example a change of `storage` a StatefulSet cannot take) is also said in the status.
+async fn apply_registry<K>(
+    cache: &OrasCache,
+    ctx: &Context,
+    namespace: &str,
+    kind: &'static str,
+    object: &K,
+) -> Result<K, Error>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
+{
+    let name = cache.name_any();
+    match apply(ctx, namespace, &name, kind, object).await {
+        Err(error) if error.api_status() == Some(422) => {
+            let now = k8s_openapi::jiff::Timestamp::now()
+                .strftime("%Y-%m-%dT%H:%M:%SZ")
+                .to_string();
+            let failed = Observed::Failed(error.to_string());
+            let status = builders::status(cache, &failed, &ctx.settings.cluster_domain, &now);
+            write_status(cache, ctx, namespace, status).await?;
+            Err(error)
+        }
+        result => result,
+    }
+}
+
+/// What the number of replicas brings beside the workload: the PodDisruptionBudget of
+/// several pods; and, until the status shows this spec deployed, the removal of what an
+/// earlier spec made (the other workload kind, a budget no longer wanted).
+async fn replicas_objects(
+    cache: &OrasCache,
+    ctx: &Context,
+    namespace: &str,
+    owner: OwnerReference,
+) -> Result<(), Error> {
+    let name = cache.name_any();
+    let settled = builders::settled(cache);
+    let mut removed = Vec::new();
+    if !settled {
+        let replaced = if builders::deployment::wanted(cache) {
+            remove_owned::<StatefulSet>(cache, ctx, namespace, "StatefulSet")
+                .await?
+                .then_some("storage.s3: the registry Deployment replaced the StatefulSet")
+        } else {
+            remove_owned::<Deployment>(cache, ctx, namespace, "Deployment")
+                .await?
+                .then_some("no storage.s3: the registry StatefulSet replaced the Deployment")
+        };
+        removed.extend(replaced);
+    }
+    if builders::disruption::wanted(cache) {
+        let budget = builders::disruption::pod_disruption_budget(cache, owner);
+        apply(ctx, namespace, &name, "PodDisruptionBudget", &budget).await?;
+    } else if !settled
+        && remove_owned::<PodDisruptionBudget>(cache, ctx, namespace, "PodDisruptionBudget").await?
+    {
+        removed.push("one registry pod: deleted the PodDisruptionBudget");
+    }
+    if !removed.is_empty() {
+        // One event: a second of the same reason would be folded into the first's series.
+        publish(ctx, cache, EventType::Normal, "Removed", removed.join("; ")).await;
+    }
+    Ok(())
+}
+
+/// The registry HTTP secret of a cache on S3 without `secrets.registryHttp`: that of its
+/// `<cache>-http-secret` Secret, created with a random one when it does not exist and
+/// never written again. The inner error says what is wrong with an existing Secret.
+async fn http_secret(
+    cache: &OrasCache,
+    ctx: &Context,
+    namespace: &str,
+    owner: &OwnerReference,
+) -> Result<Result<String, String>, Error> {
+    let name = builders::http_secret::generated_name(cache);
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let failed = |action: &'static str| {
+        let name = name.clone();
+        move |source| Error::Kube {
+            action,
+            kind: "Secret",
+            namespace: namespace.into(),
+            name,
+            source,
+        }
+    };
+    if let Some(existing) = api.get_opt(&name).await.map_err(failed("get"))? {
+        return Ok(builders::http_secret::value_of(&existing));
+    }
+    let generated = builders::http_secret::generate().map_err(|e| Error::Random(e.to_string()))?;
+    let secret = builders::http_secret::secret(cache, owner.clone(), &generated);
+    ctx.own_writes.begin("Secret", namespace, &name);
+    let created = api.create(&PostParams::default(), &secret).await;
+    let version = created
+        .as_ref()
+        .ok()
+        .and_then(|s| s.metadata.resource_version.clone());
+    ctx.own_writes.finish("Secret", namespace, &name, version);
+    match created {
+        Ok(_) => {
+            let note = format!("generated the registry HTTP secret in Secret {name}");
+            publish(ctx, cache, EventType::Normal, "HttpSecretCreated", note).await;
+            Ok(Ok(generated))
+        }
+        // Made in the meantime (by another reconcile, or a user): use that one.
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            let existing = api.get(&name).await.map_err(failed("get"))?;
+            Ok(builders::http_secret::value_of(&existing))
+        }
+        Err(source) => Err(failed("create")(source)),
+    }
+}
+
 /// The cache's credentials: those of its `<cache>-credentials` Secret, which is created
 /// with new random passwords when it does not exist and never written again (the
 /// passwords change only when someone deletes it). The inner error says what is wrong
@@ -486,7 +630,7 @@ async fn credentials(
     cache: &OrasCache,
     ctx: &Context,
     namespace: &str,
-    owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+    owner: &OwnerReference,
 ) -> Result<Result<Credentials, String>, Error> {
     let name = builders::credentials::credentials_secret_name(cache);
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
@@ -868,6 +1012,9 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>, shutdown: Shutdown) 
     // and only the objects this controller made are watched.
     let owned = watcher::Config::default().labels(MANAGED_SELECTOR);
     let statefulsets = changes::<StatefulSet>(&client, &owned, "StatefulSet", &ctx.own_writes);
+    let deployments = changes::<Deployment>(&client, &owned, "Deployment", &ctx.own_writes);
+    let budgets =
+        changes::<PodDisruptionBudget>(&client, &owned, "PodDisruptionBudget", &ctx.own_writes);
     let services = changes::<Service>(&client, &owned, "Service", &ctx.own_writes);
     let policies = changes::<NetworkPolicy>(&client, &owned, "NetworkPolicy", &ctx.own_writes);
     // Secrets: a deleted `<cache>-credentials` brings its cache back to make new ones.
@@ -877,6 +1024,8 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>, shutdown: Shutdown) 
 
     let controller = Controller::for_stream(caches, reader)
         .owns_stream(statefulsets)
+        .owns_stream(deployments)
+        .owns_stream(budgets)
         .owns_stream(services)
         .owns_stream(policies)
         .owns_stream(secrets)

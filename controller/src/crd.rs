@@ -44,6 +44,18 @@ pub const CONDITION_READY: &str = "Ready";
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
     printcolumn(
+        name = "Replicas",
+        type_ = "integer",
+        description = "Registry pods wanted",
+        json_path = ".status.replicas"
+    ),
+    printcolumn(
+        name = "Ready Replicas",
+        type_ = "integer",
+        description = "Registry pods that pass their readiness probe",
+        json_path = ".status.readyReplicas"
+    ),
+    printcolumn(
         name = "Endpoint",
         type_ = "string",
         description = "host:port of the registry inside the cluster",
@@ -99,6 +111,12 @@ pub struct OrasCacheSpec {
     #[serde(default)]
     pub auth: CacheAuth,
 
+    /// Number of registry pods behind the Service. More than one needs shared storage
+    /// (`storage.s3`): each pod then serves every artifact, and the cache survives the
+    /// loss of a node.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 1))]
+    pub replicas: i32,
     /// Which artifacts the cache keeps: a CronJob `<cache>-prune` runs `oras-agent
     /// prune` against the registry on `schedule`. Absent: everything is kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -257,6 +275,50 @@ pub struct CacheStorage {
     /// Only used with `size`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class_name: Option<String>,
+
+    /// An S3 bucket (AWS, or an S3-compatible service such as MinIO or Ceph RGW) instead
+    /// of a volume: the registry pods keep nothing themselves, so there may be several
+    /// (`replicas`). Not together with `size`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Storage>,
+}
+
+/// An S3 bucket as the registry's storage (the registry's own `s3` storage driver).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Storage {
+    /// Name of the bucket; it must exist.
+    #[schemars(length(min = 1))]
+    pub bucket: String,
+
+    /// Region of the bucket. Unset: `us-east-1` (what S3-compatible services accept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+
+    /// Endpoint of an S3-compatible service, `host[:port]` or a URL
+    /// (`http://minio.storage:9000`). Unset: AWS S3 of `region`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+
+    /// Prefix of every key the registry writes in the bucket, so that several caches
+    /// can share one bucket (`/caches/team-a`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_directory: Option<String>,
+
+    /// Path-style addressing (`endpoint/bucket/key`) instead of virtual-hosted style
+    /// (`bucket.endpoint/key`): what most S3-compatible services need.
+    #[serde(default)]
+    pub force_path_style: bool,
+
+    /// The endpoint speaks plain HTTP, not HTTPS.
+    #[serde(default)]
+    pub insecure: bool,
+
+    /// A Secret in the cache's namespace with the keys `AWS_ACCESS_KEY_ID` and
+    /// `AWS_SECRET_ACCESS_KEY`. Unset: the registry's default AWS credential chain
+    /// (IAM roles for service accounts, instance profiles, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
 }
 
 /// Requests and limits of the registry container, as in a Pod's `resources`.
@@ -325,6 +387,10 @@ pub struct OrasCacheStatus {
     /// Number of registry pods that pass their readiness probe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_replicas: Option<i32>,
+
+    /// Number of registry pods wanted (`spec.replicas`); unset when `deploy` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
 
     /// The `metadata.generation` of the spec this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -464,6 +530,10 @@ fn default_port() -> i32 {
     DEFAULT_PORT
 }
 
+fn default_replicas() -> i32 {
+    1
+}
+
 impl Default for OrasCacheSpec {
     fn default() -> Self {
         Self {
@@ -476,6 +546,7 @@ impl Default for OrasCacheSpec {
             access: CacheAccess::default(),
             auth: CacheAuth::default(),
             retention: None,
+            replicas: 1,
         }
     }
 }
@@ -510,6 +581,32 @@ mod tests {
         assert!(spec.access.namespaces.is_empty());
         assert_eq!(spec.access.namespace_selector, None);
         assert!(!spec.auth.enabled);
+        assert_eq!(spec.replicas, 1);
+        assert_eq!(spec.storage.s3, None);
+    }
+
+    #[test]
+    fn s3_storage_and_replicas_take_their_names() {
+        let spec: OrasCacheSpec = serde_json::from_value(serde_json::json!({
+            "replicas": 3,
+            "storage": {"s3": {
+                "bucket": "artifacts", "region": "eu-west-1", "endpoint": "http://minio:9000",
+                "rootDirectory": "/caches/a", "forcePathStyle": true, "insecure": true,
+                "secretName": "s3-keys"
+            }}
+        }))
+        .unwrap();
+        assert_eq!(spec.replicas, 3);
+        let s3 = spec.storage.s3.unwrap();
+        assert_eq!(s3.bucket, "artifacts");
+        assert_eq!(s3.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(s3.endpoint.as_deref(), Some("http://minio:9000"));
+        assert_eq!(s3.root_directory.as_deref(), Some("/caches/a"));
+        assert!(s3.force_path_style && s3.insecure);
+        assert_eq!(s3.secret_name.as_deref(), Some("s3-keys"));
+        let without_bucket: Result<S3Storage, _> =
+            serde_json::from_value(serde_json::json!({"region": "x"}));
+        assert!(without_bucket.is_err(), "bucket is required");
     }
 
     #[test]
@@ -575,7 +672,10 @@ mod tests {
             .iter()
             .map(|c| c["name"].as_str().unwrap())
             .collect();
-        assert_eq!(columns, ["Ready", "Endpoint", "Age"]);
+        assert_eq!(
+            columns,
+            ["Ready", "Replicas", "Ready Replicas", "Endpoint", "Age"]
+        );
         let schema = &version["schema"]["openAPIV3Schema"];
         assert_eq!(
             schema["properties"]["spec"]["properties"]["port"]["default"],

@@ -3,10 +3,12 @@
 //! and a kube-apiserver that the test starts on 127.0.0.1 from what `make tools` built.
 //! No scheduler or kubelet is needed: the test writes the StatefulSet's status itself to
 //! stand for a ready registry pod. The API server validates every object the controller
-//! makes: the StatefulSet, the Service, the NetworkPolicy (`spec.access`) and, with
-//! `spec.auth`, the credentials and htpasswd Secrets (kept across reconciles, made again
-//! with new passwords when deleted), and the prune CronJob of `spec.retention` (a prune
-//! pod the test finishes reaches the status). With no garbage collector running, nothing is
+//! makes: the StatefulSet, the Service, the NetworkPolicy (`spec.access`), with
+//! `spec.auth` the credentials and htpasswd Secrets (kept across reconciles, made again
+//! with new passwords when deleted), with `spec.storage.s3` and `spec.replicas` the
+//! Deployment in place of the StatefulSet, its PodDisruptionBudget and the generated HTTP
+//! secret, and with `spec.retention` the prune and collect CronJobs (a prune pod the
+//! test finishes reaches the status). With no garbage collector running, nothing is
 //! deleted through owner references.
 //!
 //!   ORAS_TEST_KUBECONFIG=$HOME/.kube/config cargo test -p oras-controller --test integration -- --nocapture
@@ -16,10 +18,11 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -156,6 +159,8 @@ async fn the_controller_runs_a_cache_through_its_life() {
     let services: Api<Service> = Api::namespaced(client.clone(), &ns_name);
     let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns_name);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns_name);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns_name);
+    let budgets: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns_name);
 
     // Create a cache: a StatefulSet and a Service owned by it, status not ready yet.
     let cache: OrasCache = serde_json::from_value(json!({
@@ -585,6 +590,136 @@ async fn the_controller_runs_a_cache_through_its_life() {
     })
     .await;
 
+    // More than one replica without shared storage is refused, naming the field.
+    caches
+        .patch(
+            "oras",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .expect("asking for replicas");
+    let refused = wait(
+        &caches,
+        "oras",
+        "status InvalidSpec",
+        ready_is("False", "InvalidSpec"),
+    )
+    .await
+    .unwrap();
+    let message = refused.status.unwrap().ready().unwrap().message.clone();
+    assert!(
+        message.starts_with("spec.replicas 3 needs shared storage: set spec.storage.s3"),
+        "{message}"
+    );
+
+    // storage.s3: the API server takes the Deployment (the gated registry reading the
+    // bucket's keys by reference), the PodDisruptionBudget and the generated HTTP secret;
+    // the StatefulSet goes.
+    caches
+        .patch(
+            "oras",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"storage": {"s3": {
+                "bucket": "oras-cache", "endpoint": "minio.storage:9000", "insecure": true,
+                "forcePathStyle": true, "secretName": "oras-s3"
+            }}}})),
+        )
+        .await
+        .expect("moving the cache to S3");
+    let deployment = within("the Deployment", poll(|| deployments.get_opt("oras"))).await;
+    assert!(deployment.owner_references().iter().any(|r| r.uid == uid));
+    let spec = deployment.spec.as_ref().unwrap();
+    assert_eq!(spec.replicas, Some(3));
+    let pod = spec.template.spec.as_ref().unwrap();
+    let spread = &pod.topology_spread_constraints.as_ref().unwrap()[0];
+    assert_eq!(spread.topology_key, "kubernetes.io/hostname");
+    assert_eq!(spread.when_unsatisfiable, "ScheduleAnyway");
+    assert_eq!(
+        spread.match_label_keys.as_deref(),
+        Some(&["pod-template-hash".to_string()][..]),
+        "kept by the API server"
+    );
+    assert!(pod.containers.iter().any(|c| c.name == "gate"));
+    let env = serde_json::to_value(&pod.containers[0].env).unwrap();
+    assert!(
+        env.as_array()
+            .unwrap()
+            .contains(&json!({"name": "REGISTRY_STORAGE_S3_ACCESSKEY",
+            "valueFrom": {"secretKeyRef": {"name": "oras-s3", "key": "AWS_ACCESS_KEY_ID",
+                                           "optional": false}}})),
+        "{env}"
+    );
+    let sts_uid = sts.uid().unwrap();
+    wait(
+        &statefulsets,
+        "oras",
+        "the StatefulSet to go",
+        conditions::is_deleted(&sts_uid),
+    )
+    .await;
+    let budget = within("the budget", poll(|| budgets.get_opt("oras"))).await;
+    assert_eq!(
+        budget.spec.unwrap().max_unavailable,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
+    );
+    let http_secret = within(
+        "the HTTP secret",
+        poll(|| secrets.get_opt("oras-http-secret")),
+    )
+    .await;
+    assert!(http_secret.owner_references().iter().any(|r| r.uid == uid));
+    assert_eq!(
+        http_secret.data.unwrap()["REGISTRY_HTTP_SECRET"].0.len(),
+        44
+    );
+
+    // Stand in for the Deployment controller: one pod of three ready serves.
+    deployments
+        .patch_status(
+            "oras",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"status": {"replicas": 3, "readyReplicas": 1, "availableReplicas": 1}}),
+            ),
+        )
+        .await
+        .expect("patching the Deployment status");
+    let cache = wait(
+        &caches,
+        "oras",
+        "status RegistryReady with one pod of three",
+        |c: Option<&OrasCache>| {
+            c.and_then(|c| c.status.as_ref()).is_some_and(|s| {
+                s.ready().is_some_and(|r| r.status == "True")
+                    && s.ready_replicas == Some(1)
+                    && s.replicas == Some(3)
+            })
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        cache.status.unwrap().ready().unwrap().reason,
+        "RegistryReady"
+    );
+
+    // One replica: the budget goes.
+    caches
+        .patch(
+            "oras",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 1}})),
+        )
+        .await
+        .expect("scaling down");
+    within("the budget to go", async {
+        while budgets.get_opt("oras").await.unwrap().is_some() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+
     // deploy: false removes the registry and reports External.
     caches
         .patch(
@@ -594,14 +729,15 @@ async fn the_controller_runs_a_cache_through_its_life() {
         )
         .await
         .expect("setting deploy false");
-    let sts_uid = sts.uid().unwrap();
+    let deployment_uid = deployment.uid().unwrap();
     wait(
-        &statefulsets,
+        &deployments,
         "oras",
-        "the StatefulSet to go",
-        conditions::is_deleted(&sts_uid),
+        "the Deployment to go",
+        conditions::is_deleted(&deployment_uid),
     )
     .await;
+    assert!(statefulsets.get_opt("oras").await.unwrap().is_none());
     let svc_uid = svc.uid().unwrap();
     within("the Service to go", async {
         loop {

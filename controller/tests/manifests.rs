@@ -53,6 +53,7 @@ fn every_example_cache_is_valid() {
             "oras-cache-persistent.yaml",
             "oras-cache-private.yaml",
             "oras-cache-retention.yaml",
+            "oras-cache-s3.yaml",
             "oras-cache.yaml"
         ]
     );
@@ -84,7 +85,14 @@ fn every_example_cache_is_valid() {
             .map(|g| g.schedule.as_str()),
         Some("30 3 * * *")
     );
-    assert_eq!(seen[4].1.spec, oras_controller::OrasCacheSpec::default());
+    let s3 = &seen[4].1.spec;
+    assert_eq!(s3.replicas, 3);
+    let bucket = s3.storage.s3.as_ref().unwrap();
+    assert_eq!(bucket.secret_name.as_deref(), Some("oras-s3"));
+    assert!(bucket.insecure && bucket.force_path_style);
+    assert!(builders::deployment::wanted(&seen[4].1));
+    assert!(builders::disruption::wanted(&seen[4].1));
+    assert_eq!(seen[5].1.spec, oras_controller::OrasCacheSpec::default());
 }
 
 #[test]
@@ -183,6 +191,18 @@ fn rbac_grants_only_what_the_controller_uses() {
         "apps/statefulsets:create",
         "apps/statefulsets:patch",
         "apps/statefulsets:delete",
+        "apps/deployments:get",
+        "apps/deployments:list",
+        "apps/deployments:watch",
+        "apps/deployments:create",
+        "apps/deployments:patch",
+        "apps/deployments:delete",
+        "policy/poddisruptionbudgets:get",
+        "policy/poddisruptionbudgets:list",
+        "policy/poddisruptionbudgets:watch",
+        "policy/poddisruptionbudgets:create",
+        "policy/poddisruptionbudgets:patch",
+        "policy/poddisruptionbudgets:delete",
         "/services:get",
         "/services:list",
         "/services:watch",

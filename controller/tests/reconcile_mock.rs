@@ -20,6 +20,9 @@ const UID: &str = "5f0c4bd4-0000-4000-8000-000000000001";
 const STS: &str = "/apis/apps/v1/namespaces/workflows/statefulsets/oras";
 const SVC: &str = "/api/v1/namespaces/workflows/services/oras";
 const NP: &str = "/apis/networking.k8s.io/v1/namespaces/workflows/networkpolicies/oras";
+const DEPLOY: &str = "/apis/apps/v1/namespaces/workflows/deployments/oras";
+const PDB: &str = "/apis/policy/v1/namespaces/workflows/poddisruptionbudgets/oras";
+const HTTP_SECRET: &str = "/api/v1/namespaces/workflows/secrets/oras-http-secret";
 const SECRETS: &str = "/api/v1/namespaces/workflows/secrets";
 const CREDENTIALS: &str = "/api/v1/namespaces/workflows/secrets/oras-credentials";
 const HTPASSWD: &str = "/api/v1/namespaces/workflows/secrets/oras-htpasswd";
@@ -166,11 +169,15 @@ fn not_found() -> (u16, Value) {
     )
 }
 
-/// An API server where every apply succeeds and the StatefulSet has `ready` ready pods.
+/// An API server where every apply succeeds, the StatefulSet or Deployment has `ready`
+/// ready pods, and no object of an earlier spec is left.
 fn healthy(ready: Option<i32>) -> impl FnMut(&Call) -> (u16, Value) + Send + 'static {
     move |call| match (call.method.as_str(), call.path.as_str()) {
-        ("PATCH", STS) => (200, applied(call, ready)),
-        ("PATCH", SVC) | ("PATCH", NP) | ("POST", EVENTS) => (200, applied(call, None)),
+        ("PATCH", STS) | ("PATCH", DEPLOY) => (200, applied(call, ready)),
+        ("PATCH", SVC) | ("PATCH", NP) | ("PATCH", PDB) | ("POST", EVENTS) => {
+            (200, applied(call, None))
+        }
+        ("GET", STS) | ("GET", DEPLOY) | ("GET", PDB) => not_found(),
         ("PATCH", STATUS) => (200, cache_with_status(call)),
         _ => panic!("unexpected request {}", call.line()),
     }
@@ -196,12 +203,15 @@ async fn first_create_applies_statefulset_and_service_then_status_then_event() {
         .unwrap();
 
     assert_eq!(action, Action::requeue(Duration::from_secs(3600)));
+    // A new cache: nothing of an earlier spec (a Deployment, a budget) to remove.
     assert_eq!(
         server.lines(),
         [
             format!("PATCH {STS}{APPLY}"),
             format!("PATCH {SVC}{APPLY}"),
             format!("PATCH {NP}{APPLY}"),
+            format!("GET {DEPLOY}"),
+            format!("GET {PDB}"),
             format!("PATCH {STATUS}{APPLY}"),
             format!("POST {EVENTS}"),
         ]
@@ -218,7 +228,7 @@ async fn first_create_applies_statefulset_and_service_then_status_then_event() {
     .unwrap();
     assert_eq!(server.call(2).body, np);
     // The status: applied, not ready yet, with the endpoint.
-    let status = server.call(3).body;
+    let status = server.call(5).body;
     assert_eq!(
         status["apiVersion"],
         "cache.converged-computing.github.io/v1alpha1"
@@ -231,7 +241,8 @@ async fn first_create_applies_statefulset_and_service_then_status_then_event() {
     );
     assert_eq!(status["status"]["observedGeneration"], 1);
     assert_eq!(status["status"]["readyReplicas"], 0);
-    let event = server.call(4).body;
+    assert_eq!(status["status"]["replicas"], 1);
+    let event = server.call(6).body;
     assert_eq!(event["reason"], "Created");
     assert_eq!(event["type"], "Normal");
     assert_eq!(event["regarding"]["name"], "oras");
@@ -295,12 +306,15 @@ async fn a_spec_change_is_applied_and_reported_as_updated() {
 
     reconcile(Arc::new(cache), ctx).await.unwrap();
 
+    // A new spec: whatever the earlier one made and this one does not want goes.
     assert_eq!(
         server.lines(),
         [
             format!("PATCH {STS}{APPLY}"),
             format!("PATCH {SVC}{APPLY}"),
             format!("PATCH {NP}{APPLY}"),
+            format!("GET {DEPLOY}"),
+            format!("GET {PDB}"),
             format!("PATCH {STATUS}{APPLY}"),
             format!("POST {EVENTS}"),
         ]
@@ -315,13 +329,13 @@ async fn a_spec_change_is_applied_and_reported_as_updated() {
         6000,
         "the NetworkPolicy follows the port"
     );
-    let status = server.call(3).body;
+    let status = server.call(5).body;
     assert_eq!(status["status"]["observedGeneration"], 2);
     assert_eq!(
         status["status"]["endpoint"],
         "oras.workflows.svc.cluster.local:6000"
     );
-    assert_eq!(server.call(4).body["reason"], "Updated");
+    assert_eq!(server.call(6).body["reason"], "Updated");
 }
 
 #[tokio::test]
@@ -391,6 +405,7 @@ async fn deploy_false_deletes_what_the_cache_owns_and_reports_external() {
     let (server, client) =
         ApiServer::start(|call| match (call.method.as_str(), call.path.as_str()) {
             ("GET", STS) => (200, child("StatefulSet", "apps/v1", UID)),
+            ("GET", DEPLOY) | ("GET", PDB) => not_found(),
             ("GET", SVC) => (200, child("Service", "v1", UID)),
             ("DELETE", STS) => (200, child("StatefulSet", "apps/v1", UID)),
             ("DELETE", SVC) => (200, child("Service", "v1", UID)),
@@ -413,6 +428,8 @@ async fn deploy_false_deletes_what_the_cache_owns_and_reports_external() {
         [
             format!("GET {STS}"),
             format!("DELETE {STS}"),
+            format!("GET {DEPLOY}"),
+            format!("GET {PDB}"),
             format!("GET {SVC}"),
             format!("DELETE {SVC}"),
             format!("GET {NP}"),
@@ -422,10 +439,11 @@ async fn deploy_false_deletes_what_the_cache_owns_and_reports_external() {
         ]
     );
     assert_eq!(server.call(1).body["propagationPolicy"], "Background");
-    let status = server.call(6).body;
+    let status = server.call(8).body;
     assert_eq!(ready_condition(&status), ("True", "External"));
     assert_eq!(status["status"].get("endpoint"), None);
-    let event = server.call(7).body;
+    assert_eq!(status["status"].get("replicas"), None);
+    let event = server.call(9).body;
     assert_eq!(event["reason"], "Removed");
     assert_eq!(
         event["note"],
@@ -438,7 +456,8 @@ async fn deploy_false_leaves_objects_it_does_not_own() {
     let (server, client) =
         ApiServer::start(|call| match (call.method.as_str(), call.path.as_str()) {
             ("GET", STS) => (200, child("StatefulSet", "apps/v1", "someone-else")),
-            ("GET", SVC) | ("GET", NP) => not_found(),
+            ("GET", DEPLOY) => (200, child("Deployment", "apps/v1", "someone-else")),
+            ("GET", PDB) | ("GET", SVC) | ("GET", NP) => not_found(),
             ("PATCH", STATUS) => (200, cache_with_status(call)),
             _ => panic!("unexpected request {}", call.line()),
         });
@@ -452,6 +471,8 @@ async fn deploy_false_leaves_objects_it_does_not_own() {
         server.lines(),
         [
             format!("GET {STS}"),
+            format!("GET {DEPLOY}"),
+            format!("GET {PDB}"),
             format!("GET {SVC}"),
             format!("GET {NP}"),
             format!("PATCH {STATUS}{APPLY}"),
@@ -795,13 +816,14 @@ async fn auth_creates_the_credentials_once_then_the_htpasswd_then_the_gated_regi
         builders::credentials::htpasswd(&cache, &credentials).unwrap()
     );
     // The StatefulSet: the registry behind the gate, as the builders make it.
-    let mut sts = builders::statefulset(&cache, owner(&cache));
+    let mut template = builders::pod_template(&cache);
     builders::auth::secure(
-        &mut sts,
+        &mut template,
         &cache,
         oras_controller::controller::DEFAULT_GATE_IMAGE,
         &htpasswd,
     );
+    let sts = builders::statefulset_of(&cache, owner(&cache), template);
     assert_eq!(server.call(4).body, serde_json::to_value(sts).unwrap());
     let text = server.call(4).body.to_string();
     assert!(!text.contains(&push) && !text.contains(&pull));
@@ -969,6 +991,366 @@ async fn bad_access_and_auth_values_are_invalid_specs_naming_the_field() {
             .as_str()
             .unwrap();
         assert!(text.contains(message), "{text}");
+    }
+}
+
+/// The `<cache>-http-secret` Secret as the API server returns it.
+fn http_secret_object(value: &str) -> Value {
+    use base64::Engine as _;
+    json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "oras-http-secret", "namespace": NS, "uid": "http-secret-uid",
+                     "resourceVersion": "160"},
+        "type": "Opaque",
+        "data": {"REGISTRY_HTTP_SECRET": base64::engine::general_purpose::STANDARD.encode(value)}
+    })
+}
+
+/// An API server for a cache on S3: `stored` is the generated HTTP secret it holds
+/// (None: not found; a POST stores it), `left` the paths of objects an earlier spec made
+/// that it still has, owned by the cache.
+fn on_s3(
+    stored: Arc<Mutex<Option<Value>>>,
+    left: &'static [&'static str],
+    ready: Option<i32>,
+) -> impl FnMut(&Call) -> (u16, Value) + Send + 'static {
+    let mut healthy = healthy(ready);
+    let kind = |path: &str| match path {
+        STS => ("StatefulSet", "apps/v1"),
+        DEPLOY => ("Deployment", "apps/v1"),
+        PDB => ("PodDisruptionBudget", "policy/v1"),
+        other => panic!("no kind for {other}"),
+    };
+    move |call| match (call.method.as_str(), call.path.as_str()) {
+        ("GET", HTTP_SECRET) => match stored.lock().unwrap().clone() {
+            Some(secret) => (200, secret),
+            None => not_found(),
+        },
+        ("POST", SECRETS) => {
+            let mut secret = call.body.clone();
+            secret["metadata"]["resourceVersion"] = json!("170");
+            *stored.lock().unwrap() = Some(secret.clone());
+            (201, secret)
+        }
+        ("GET" | "DELETE", path) if left.contains(&path) => {
+            let (kind, api_version) = kind(path);
+            (200, child(kind, api_version, UID))
+        }
+        _ => healthy(call),
+    }
+}
+
+fn s3_spec(replicas: i32) -> Value {
+    json!({
+        "replicas": replicas,
+        "storage": {"s3": {"bucket": "artifacts", "endpoint": "minio.storage:9000",
+                           "insecure": true, "forcePathStyle": true, "secretName": "s3-keys"}}
+    })
+}
+
+#[tokio::test]
+async fn a_cache_on_s3_gets_its_http_secret_a_deployment_and_a_budget() {
+    let stored = Arc::new(Mutex::new(None));
+    let (server, client) = ApiServer::start(on_s3(stored.clone(), &[], None));
+    let ctx = context(client);
+    let cache = cache(s3_spec(2));
+
+    reconcile(Arc::new(cache.clone()), ctx).await.unwrap();
+
+    assert_eq!(
+        server.lines(),
+        [
+            format!("GET {HTTP_SECRET}"),
+            format!("POST {SECRETS}"),
+            format!("POST {EVENTS}"),
+            format!("PATCH {DEPLOY}{APPLY}"),
+            format!("PATCH {SVC}{APPLY}"),
+            format!("PATCH {NP}{APPLY}"),
+            format!("GET {STS}"),
+            format!("PATCH {PDB}{APPLY}"),
+            format!("PATCH {STATUS}{APPLY}"),
+            format!("POST {EVENTS}"),
+        ]
+    );
+    // The HTTP secret: random, owned by the cache, announced.
+    let secret = server.call(1).body;
+    assert_eq!(secret["metadata"]["name"], "oras-http-secret");
+    assert_eq!(secret["metadata"]["ownerReferences"][0]["uid"], UID);
+    let value = secret_text(&secret, "REGISTRY_HTTP_SECRET");
+    assert_eq!(value.len(), 44);
+    assert_eq!(server.call(2).body["reason"], "HttpSecretCreated");
+    // The Deployment: exactly what the builders make, the pods marked with the secret's
+    // digest, the secret itself and the S3 keys only by reference.
+    let mut template = builders::pod_template(&cache);
+    builders::http_secret::annotate(&mut template, &value);
+    let deployment = builders::deployment::deployment(&cache, owner(&cache), template);
+    assert_eq!(
+        server.call(3).body,
+        serde_json::to_value(deployment).unwrap()
+    );
+    let text = server.call(3).body.to_string();
+    assert!(!text.contains(&value));
+    assert!(text.contains("\"secretKeyRef\":{\"key\":\"AWS_ACCESS_KEY_ID\""));
+    // The budget, the status of 0 of 2 pods, the event naming the Deployment.
+    assert_eq!(
+        server.call(7).body,
+        serde_json::to_value(builders::disruption::pod_disruption_budget(
+            &cache,
+            owner(&cache)
+        ))
+        .unwrap()
+    );
+    let status = server.call(8).body;
+    assert_eq!(ready_condition(&status), ("False", "RegistryNotReady"));
+    assert_eq!(status["status"]["replicas"], 2);
+    assert_eq!(status["status"]["readyReplicas"], 0);
+    assert_eq!(
+        status["status"]["conditions"][0]["message"],
+        "0/2 registry pods ready"
+    );
+    assert_eq!(
+        server.call(9).body["note"],
+        "applied the registry Deployment and Service oras"
+    );
+}
+
+#[tokio::test]
+async fn the_http_secret_stays_across_reconciles_and_one_ready_pod_of_two_serves() {
+    let stored = Arc::new(Mutex::new(Some(http_secret_object("kept-secret"))));
+    let (server, client) = ApiServer::start(on_s3(stored.clone(), &[], Some(1)));
+    let ctx = context(client);
+    let cache = reconciled(cache(s3_spec(2)), 0);
+
+    reconcile(Arc::new(cache.clone()), ctx).await.unwrap();
+
+    // Settled: nothing to remove, no Secret written; the status turns ready.
+    assert_eq!(
+        server.lines(),
+        [
+            format!("GET {HTTP_SECRET}"),
+            format!("PATCH {DEPLOY}{APPLY}"),
+            format!("PATCH {SVC}{APPLY}"),
+            format!("PATCH {NP}{APPLY}"),
+            format!("PATCH {PDB}{APPLY}"),
+            format!("PATCH {STATUS}{APPLY}"),
+        ]
+    );
+    let mut template = builders::pod_template(&cache);
+    builders::http_secret::annotate(&mut template, "kept-secret");
+    assert_eq!(
+        server.call(1).body["spec"]["template"]["metadata"],
+        serde_json::to_value(template.metadata).unwrap()
+    );
+    let status = server.call(5).body;
+    assert_eq!(ready_condition(&status), ("True", "RegistryReady"));
+    assert_eq!(status["status"]["readyReplicas"], 1);
+    assert_eq!(status["status"]["replicas"], 2);
+    assert_eq!(
+        stored.lock().unwrap().clone().unwrap(),
+        http_secret_object("kept-secret")
+    );
+}
+
+#[tokio::test]
+async fn registry_http_given_means_no_generated_secret() {
+    let (server, client) = ApiServer::start(on_s3(Arc::default(), &[], Some(1)));
+    let ctx = context(client);
+    let mut spec = s3_spec(2);
+    spec["secrets"] = json!({"registryHttp": "my-http-secret"});
+    let cache = reconciled(cache(spec), 1);
+
+    reconcile(Arc::new(cache), ctx).await.unwrap();
+
+    assert_eq!(
+        server.lines(),
+        [
+            format!("PATCH {DEPLOY}{APPLY}"),
+            format!("PATCH {SVC}{APPLY}"),
+            format!("PATCH {NP}{APPLY}"),
+            format!("PATCH {PDB}{APPLY}"),
+        ]
+    );
+    let env = server.call(0).body["spec"]["template"]["spec"]["containers"][0]["env"].clone();
+    let http = env
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "REGISTRY_HTTP_SECRET")
+        .unwrap()
+        .clone();
+    assert_eq!(http["valueFrom"]["secretKeyRef"]["name"], "my-http-secret");
+}
+
+#[tokio::test]
+async fn moving_a_cache_to_s3_replaces_its_statefulset_by_a_deployment() {
+    let stored = Arc::new(Mutex::new(Some(http_secret_object("s"))));
+    let (server, client) = ApiServer::start(on_s3(stored, &[STS], Some(1)));
+    let ctx = context(client);
+    let mut cache = reconciled(cache(json!({})), 1);
+    cache.spec = serde_json::from_value(s3_spec(1)).unwrap();
+    cache.metadata.generation = Some(2);
+
+    reconcile(Arc::new(cache), ctx).await.unwrap();
+
+    assert_eq!(
+        server.lines(),
+        [
+            format!("GET {HTTP_SECRET}"),
+            format!("PATCH {DEPLOY}{APPLY}"),
+            format!("PATCH {SVC}{APPLY}"),
+            format!("PATCH {NP}{APPLY}"),
+            format!("GET {STS}"),
+            format!("DELETE {STS}"),
+            format!("GET {PDB}"),
+            format!("POST {EVENTS}"),
+            format!("PATCH {STATUS}{APPLY}"),
+            format!("POST {EVENTS}"),
+        ]
+    );
+    assert_eq!(
+        server.call(7).body["note"],
+        "storage.s3: the registry Deployment replaced the StatefulSet"
+    );
+    assert_eq!(server.call(9).body["reason"], "Updated");
+}
+
+#[tokio::test]
+async fn moving_back_to_a_volume_replaces_the_deployment_and_drops_the_budget() {
+    let (server, client) = ApiServer::start(on_s3(Arc::default(), &[DEPLOY, PDB], Some(1)));
+    let ctx = context(client);
+    let mut cache = reconciled(cache(s3_spec(2)), 1);
+    cache.spec = serde_json::from_value(json!({"storage": {"size": "1Gi"}})).unwrap();
+    cache.metadata.generation = Some(2);
+
+    reconcile(Arc::new(cache), ctx).await.unwrap();
+
+    assert_eq!(
+        server.lines(),
+        [
+            format!("PATCH {STS}{APPLY}"),
+            format!("PATCH {SVC}{APPLY}"),
+            format!("PATCH {NP}{APPLY}"),
+            format!("GET {DEPLOY}"),
+            format!("DELETE {DEPLOY}"),
+            format!("GET {PDB}"),
+            format!("DELETE {PDB}"),
+            format!("POST {EVENTS}"),
+            format!("PATCH {STATUS}{APPLY}"),
+            format!("POST {EVENTS}"),
+        ]
+    );
+    assert_eq!(
+        server.call(7).body["note"],
+        "no storage.s3: the registry StatefulSet replaced the Deployment; one registry pod: \
+         deleted the PodDisruptionBudget"
+    );
+}
+
+#[tokio::test]
+async fn scaling_down_to_one_pod_drops_the_budget() {
+    let stored = Arc::new(Mutex::new(Some(http_secret_object("s"))));
+    let (server, client) = ApiServer::start(on_s3(stored, &[PDB], Some(1)));
+    let ctx = context(client);
+    let mut cache = reconciled(cache(s3_spec(3)), 1);
+    cache.spec.replicas = 1;
+    cache.metadata.generation = Some(2);
+
+    reconcile(Arc::new(cache), ctx).await.unwrap();
+
+    assert_eq!(
+        server.lines(),
+        [
+            format!("GET {HTTP_SECRET}"),
+            format!("PATCH {DEPLOY}{APPLY}"),
+            format!("PATCH {SVC}{APPLY}"),
+            format!("PATCH {NP}{APPLY}"),
+            format!("GET {STS}"),
+            format!("GET {PDB}"),
+            format!("DELETE {PDB}"),
+            format!("POST {EVENTS}"),
+            format!("PATCH {STATUS}{APPLY}"),
+            format!("POST {EVENTS}"),
+        ]
+    );
+    assert_eq!(server.call(1).body["spec"]["replicas"], 1);
+}
+
+#[tokio::test]
+async fn a_broken_http_secret_is_reported_and_nothing_is_applied() {
+    let mut broken = http_secret_object("s");
+    broken["data"] = json!({});
+    let (server, client) = ApiServer::start(on_s3(Arc::new(Mutex::new(Some(broken))), &[], None));
+    let ctx = context(client);
+    let cache = reconciled(cache(s3_spec(2)), 1);
+
+    let action = reconcile(Arc::new(cache), ctx).await.unwrap();
+
+    assert_eq!(action, Action::await_change());
+    assert_eq!(
+        server.lines(),
+        [
+            format!("GET {HTTP_SECRET}"),
+            format!("PATCH {STATUS}{APPLY}"),
+            format!("POST {EVENTS}"),
+        ]
+    );
+    let status = server.call(1).body;
+    assert_eq!(ready_condition(&status), ("False", "ApplyFailed"));
+    assert_eq!(
+        status["status"]["conditions"][0]["message"],
+        "Secret oras-http-secret has no key REGISTRY_HTTP_SECRET: delete the Secret to generate a new one"
+    );
+    assert_eq!(server.call(2).body["reason"], "InvalidHttpSecret");
+}
+
+#[tokio::test]
+async fn bad_storage_and_replicas_are_invalid_specs_naming_the_field() {
+    for (spec, message) in [
+        (
+            json!({"replicas": 2}),
+            "spec.replicas 2 needs shared storage: set spec.storage.s3",
+        ),
+        (
+            json!({"replicas": 2, "storage": {"size": "10Gi"}}),
+            "spec.replicas 2 needs shared storage",
+        ),
+        (
+            json!({"storage": {"size": "10Gi", "s3": {"bucket": "artifacts"}}}),
+            "spec.storage.size \"10Gi\" and spec.storage.s3 exclude each other",
+        ),
+        (
+            json!({"storage": {"s3": {"bucket": "Artifacts"}}}),
+            "spec.storage.s3.bucket \"Artifacts\" is not a bucket name",
+        ),
+        (
+            json!({"storage": {"s3": {"bucket": "artifacts", "endpoint": "http://minio:9000"}}}),
+            "spec.storage.s3.endpoint \"http://minio:9000\" is plain HTTP",
+        ),
+        (
+            json!({"replicas": 0, "storage": {"s3": {"bucket": "artifacts"}}}),
+            "spec.replicas 0 must be at least 1",
+        ),
+    ] {
+        let (server, client) =
+            ApiServer::start(|call| match (call.method.as_str(), call.path.as_str()) {
+                ("PATCH", STATUS) => (200, cache_with_status(call)),
+                ("POST", EVENTS) => (200, call.body.clone()),
+                _ => panic!("unexpected request {}", call.line()),
+            });
+        let ctx = context(client);
+        let action = reconcile(Arc::new(cache(spec.clone())), ctx).await.unwrap();
+        assert_eq!(action, Action::await_change());
+        assert_eq!(
+            server.lines(),
+            [format!("PATCH {STATUS}{APPLY}"), format!("POST {EVENTS}")],
+            "{spec}"
+        );
+        let status = server.call(0).body;
+        assert_eq!(ready_condition(&status), ("False", "InvalidSpec"));
+        let text = status["status"]["conditions"][0]["message"]
+            .as_str()
+            .unwrap();
+        assert!(text.contains(message), "{spec}: {text}");
     }
 }
 

@@ -428,3 +428,124 @@ async fn retention_runs_as_a_cron_job_whose_finished_runs_reach_the_status() {
     stop.send(()).unwrap();
     within(running).await.unwrap();
 }
+
+fn annotation(object: &Value, key: &str) -> Value {
+    object["spec"]["template"]["metadata"]["annotations"][key].clone()
+}
+
+#[tokio::test]
+async fn a_cache_moved_to_s3_runs_replicas_behind_a_budget_and_a_shared_secret() {
+    use oras_controller::builders::http_secret::DIGEST_ANNOTATION;
+    let api = FakeApi::start(1).await;
+    let ctx = Arc::new(Context::new(
+        api.client(),
+        Settings::default(),
+        Arc::new(Metrics::default()),
+        None,
+    ));
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let running = tokio::spawn(controller::run(
+        ctx,
+        Arc::new(AtomicBool::new(false)),
+        Shutdown::On(stopped),
+    ));
+    let key = "team-000/oras";
+    let http_secret = "team-000/oras-http-secret";
+    until("the cache applied", || {
+        is(&api, key, "False", "RegistryNotReady")
+    })
+    .await;
+    until("the watches", || api.watching()).await;
+    assert!(api.object(Kind::StatefulSet, key).is_some());
+    assert!(api.object(Kind::Deployment, key).is_none());
+
+    // storage.s3 with three replicas: a Deployment instead of the StatefulSet, a budget,
+    // a generated HTTP secret the pods read.
+    api.modify(Kind::Cache, key, |cache| {
+        cache["spec"]["replicas"] = json!(3);
+        cache["spec"]["storage"] = json!({"s3": {"bucket": "artifacts",
+            "endpoint": "minio.storage:9000", "insecure": true, "secretName": "s3-keys"}});
+        cache["metadata"]["generation"] = json!(2);
+    });
+    until("the Deployment in place of the StatefulSet", || {
+        api.object(Kind::Deployment, key).is_some() && api.object(Kind::StatefulSet, key).is_none()
+    })
+    .await;
+    until("the budget", || {
+        api.object(Kind::PodDisruptionBudget, key).is_some()
+    })
+    .await;
+    let deployment = api.object(Kind::Deployment, key).unwrap();
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    let secret = api
+        .object(Kind::Secret, http_secret)
+        .expect("the HTTP secret");
+    let digest = annotation(&deployment, DIGEST_ANNOTATION);
+    assert_eq!(digest.as_str().unwrap().len(), 64);
+    let budget = api.object(Kind::PodDisruptionBudget, key).unwrap();
+    assert_eq!(budget["spec"]["maxUnavailable"], 1);
+    until("the status counts three wanted", || {
+        api.object(Kind::Cache, key)
+            .is_some_and(|c| c["status"]["replicas"] == 3 && c["status"]["readyReplicas"] == 0)
+    })
+    .await;
+
+    // One pod of three ready: the cache serves.
+    api.set_ready(1);
+    until("ready with one pod", || {
+        is(&api, key, "True", "RegistryReady")
+    })
+    .await;
+    assert_eq!(
+        api.object(Kind::Cache, key).unwrap()["status"]["readyReplicas"],
+        1
+    );
+
+    // Drift and deletion are taken back; the secret is never written again.
+    api.modify(Kind::Deployment, key, |d| d["spec"]["replicas"] = json!(1));
+    until("the replicas back", || {
+        api.object(Kind::Deployment, key).unwrap()["spec"]["replicas"] == 3
+    })
+    .await;
+    api.delete(Kind::PodDisruptionBudget, key);
+    until("the budget back", || {
+        api.object(Kind::PodDisruptionBudget, key).is_some()
+    })
+    .await;
+    assert_eq!(api.object(Kind::Secret, http_secret).unwrap(), secret);
+    assert_eq!(api.applies(Kind::Secret, http_secret), 1);
+
+    // A deleted HTTP secret: a new one, and every pod restarts with it.
+    api.delete(Kind::Secret, http_secret);
+    until("a new secret and new pods", || {
+        api.object(Kind::Secret, http_secret)
+            .is_some_and(|s| s != secret)
+            && api
+                .object(Kind::Deployment, key)
+                .is_some_and(|d| annotation(&d, DIGEST_ANNOTATION) != digest)
+    })
+    .await;
+
+    // One replica: no budget.
+    api.modify(Kind::Cache, key, |cache| {
+        cache["spec"]["replicas"] = json!(1);
+        cache["metadata"]["generation"] = json!(3);
+    });
+    until("the budget gone", || {
+        api.object(Kind::PodDisruptionBudget, key).is_none()
+    })
+    .await;
+
+    // Back to a volume: the StatefulSet returns, the Deployment goes.
+    api.modify(Kind::Cache, key, |cache| {
+        cache["spec"]["storage"] = json!({});
+        cache["metadata"]["generation"] = json!(4);
+    });
+    until("the StatefulSet in place of the Deployment", || {
+        api.object(Kind::StatefulSet, key).is_some() && api.object(Kind::Deployment, key).is_none()
+    })
+    .await;
+
+    let _ = stop.send(());
+    within(running).await.expect("the controller task");
+}

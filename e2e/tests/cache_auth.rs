@@ -67,9 +67,14 @@ fn owner(cache: &OrasCache) -> OwnerReference {
 }
 
 fn pod_spec(cache: &OrasCache, htpasswd: &str) -> PodSpec {
-    let mut sts = builders::statefulset(cache, owner(cache));
-    auth::secure(&mut sts, cache, "the-gate-image", htpasswd);
-    sts.spec.unwrap().template.spec.unwrap()
+    let mut template = builders::pod_template(cache);
+    auth::secure(&mut template, cache, "the-gate-image", htpasswd);
+    builders::statefulset_of(cache, owner(cache), template)
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
 }
 
 impl AuthCache {

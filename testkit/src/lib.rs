@@ -8,6 +8,8 @@
 //!   manifest, image index over platforms) pushed into that registry.
 //! - [`oras_py`]: the ORAS Python SDK (`pip install oras`) in a venv made once under the
 //!   target directory.
+//! - [`s3`]: an S3-compatible server (moto, from the same venv) on 127.0.0.1 with a free
+//!   port, killed on drop.
 //! - [`tools`]: where `make tools` put the upstream tools (oras Go CLI, helm, etcd,
 //!   Kubernetes' binaries, ...).
 //! - [`control_plane`]: a real etcd and kube-apiserver on 127.0.0.1, envtest-style.
@@ -20,6 +22,7 @@ pub mod images;
 pub mod node;
 pub mod oras_py;
 pub mod registry;
+pub mod s3;
 pub mod tls;
 pub mod tools;
 
@@ -28,3 +31,4 @@ pub use images::ContainerImage;
 pub use node::Node;
 pub use oras_py::OrasPy;
 pub use registry::{Registry, RegistryError};
+pub use s3::S3Server;

@@ -1,5 +1,6 @@
 //! The ORAS Python SDK (`oras` on PyPI) in a venv under the Cargo target directory,
-//! created once (`python3 -m venv`, `pip install oras`) and reused by later runs.
+//! created once (`python3 -m venv`, `pip install oras moto[server]`) and reused by later
+//! runs. The same venv holds moto, the S3-compatible server of [`crate::s3`].
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -46,7 +47,12 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("target"))
 }
 
-/// A Python interpreter that can `import oras.client`.
+/// What the venv installs with pip: the ORAS Python SDK, and moto's S3 server.
+pub const PACKAGES: [&str; 2] = ["oras", "moto[server]"];
+/// The imports that show the venv is complete.
+const READY_CHECK: &str = "import oras.client, moto.server";
+
+/// A Python interpreter that can `import oras.client` and `moto.server`.
 #[derive(Debug, Clone)]
 pub struct OrasPy {
     python: PathBuf,
@@ -70,7 +76,7 @@ impl OrasPy {
         let venv = dir.join("oras-py-venv");
         let python = venv.join("bin/python");
         let ready = Command::new(&python)
-            .args(["-c", "import oras.client"])
+            .args(["-c", READY_CHECK])
             .output()
             .is_ok_and(|o| o.status.success());
         if ready {
@@ -94,13 +100,14 @@ impl OrasPy {
             });
         }
         let output = Command::new(staging.join("bin/pip"))
-            .args(["install", "--quiet", "oras"])
+            .args(["install", "--quiet"])
+            .args(PACKAGES)
             .output()
-            .map_err(io_error("run pip install oras"))?;
+            .map_err(io_error("run pip install"))?;
         if !output.status.success() {
             let _ = std::fs::remove_dir_all(&staging);
             return Err(OrasPyError::Setup {
-                command: "pip install oras".into(),
+                command: format!("pip install {}", PACKAGES.join(" ")),
                 output: String::from_utf8_lossy(&output.stderr).into_owned(),
             });
         }

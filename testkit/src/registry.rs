@@ -184,6 +184,9 @@ impl Registry {
             .try_clone()
             .map_err(io_error("open the registry's log"))?;
         let mut command = Command::new(&self.binary);
+        // Debian's registry (its AWS SDK) panics at start when AWS_CA_BUNDLE is set, and
+        // a registry container never has it.
+        command.env_remove("AWS_CA_BUNDLE");
         if self.binary.ends_with("referrers-registry") {
             command.arg(format!("127.0.0.1:{}", self.port));
         } else {
@@ -249,6 +252,11 @@ impl Registry {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The `REGISTRY_*` variables it was started with.
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
     }
 
     /// `127.0.0.1:<port>`

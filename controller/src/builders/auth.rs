@@ -4,10 +4,9 @@
 //! the registry port and lets the pull password read and nothing else. Nothing outside
 //! the pod reaches the registry except through the gate.
 
-use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EnvVar, HTTPGetAction, Probe, SecretVolumeSource,
-    SecurityContext, Volume, VolumeMount,
+    Capabilities, Container, ContainerPort, EnvVar, HTTPGetAction, PodTemplateSpec, Probe,
+    SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
@@ -83,14 +82,10 @@ pub fn gate_args(cache: &OrasCache) -> Vec<String> {
     ]
 }
 
-/// Turns the registry StatefulSet of [`super::statefulset`] into the authenticated one:
-/// the registry behind the gate, both reading the htpasswd Secret volume, the pod
-/// restarted when the file changes.
-pub fn secure(sts: &mut StatefulSet, cache: &OrasCache, gate_image: &str, htpasswd: &str) {
-    let Some(spec) = sts.spec.as_mut() else {
-        return;
-    };
-    let template = &mut spec.template;
+/// Turns the registry pod of [`super::pod_template`] into the authenticated one: the
+/// registry behind the gate, both reading the htpasswd Secret volume, the pod restarted
+/// when the file changes.
+pub fn secure(template: &mut PodTemplateSpec, cache: &OrasCache, gate_image: &str, htpasswd: &str) {
     template
         .metadata
         .get_or_insert_with(Default::default)
@@ -199,8 +194,13 @@ mod tests {
 
     fn secured(spec: Value, htpasswd: &str) -> Value {
         let cache = cache(spec);
-        let mut sts = super::super::statefulset(&cache, cache.controller_owner_ref(&()).unwrap());
-        secure(&mut sts, &cache, "gate:1", htpasswd);
+        let mut template = super::super::pod_template(&cache);
+        secure(&mut template, &cache, "gate:1", htpasswd);
+        let sts = super::super::statefulset_of(
+            &cache,
+            cache.controller_owner_ref(&()).unwrap(),
+            template,
+        );
         serde_json::to_value(sts).unwrap()
     }
 

@@ -6,11 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, Pod, Secret,
-    SecretKeySelector, ServicePort, Volume, VolumeMount,
+    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, Pod, PodTemplateSpec,
+    Secret, SecretKeySelector, ServicePort, Volume, VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
@@ -65,6 +64,14 @@ pub fn validate(cache: &OrasCache) -> Result<(), InvalidSpec> {
             collect.schedule
         )));
     }
+    if cache.spec.replicas > 1 {
+        return Err(InvalidSpec(format!(
+            "spec.retention.garbageCollect needs spec.replicas 1 (it is {}): a collection \
+             makes the registry read-only, and a pod can do that for itself only, so the \
+             other replicas would take pushes into the storage being collected",
+            cache.spec.replicas
+        )));
+    }
     if cache.spec.port == MAINTENANCE_PORT {
         return Err(InvalidSpec(format!(
             "spec.port {MAINTENANCE_PORT} is the registry pod's maintenance port when \
@@ -102,15 +109,11 @@ fn token_env(cache: &OrasCache) -> EnvVar {
 /// Puts the registry of a cache with `garbageCollect` under `oras-agent
 /// serve-registry`: the agent copied in by an init container, the maintenance port and
 /// its token. Does nothing without `garbageCollect`.
-pub fn supervise(statefulset: &mut StatefulSet, cache: &OrasCache, agent_image: &str) {
+pub fn supervise(template: &mut PodTemplateSpec, cache: &OrasCache, agent_image: &str) {
     if garbage_collect(cache).is_none() {
         return;
     }
-    let Some(pod) = statefulset
-        .spec
-        .as_mut()
-        .and_then(|s| s.template.spec.as_mut())
-    else {
+    let Some(pod) = template.spec.as_mut() else {
         return;
     };
     let mount = VolumeMount {
@@ -292,7 +295,7 @@ fn collection_run(pod: &Pod) -> Option<CollectionRun> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::builders::{network_policy, service, statefulset};
+    use crate::builders::{network_policy, pod_template, service};
     use crate::crd::{CacheRetention, OrasCacheSpec};
 
     fn cache(collect: Option<&str>, auth: bool, port: i32) -> OrasCache {
@@ -338,15 +341,22 @@ mod tests {
         assert!(port.contains("spec.port 5002"), "{port}");
         assert!(validate(&cache(Some("@daily"), false, 5000)).is_ok());
         assert!(validate(&cache(None, false, 5002)).is_ok());
+        let mut replicated = cache(Some("@daily"), false, 5000);
+        replicated.spec.replicas = 3;
+        let replicas = validate(&replicated).unwrap_err().0;
+        assert!(
+            replicas.contains("garbageCollect needs spec.replicas 1 (it is 3)"),
+            "{replicas}"
+        );
     }
 
     #[test]
     fn the_registry_behind_the_gate_is_the_one_supervised() {
         let cache = cache(Some("30 3 * * *"), true, 5000);
-        let mut sts = statefulset(&cache, owner());
-        crate::builders::auth::secure(&mut sts, &cache, "gate:1", "oras:$2y$hash\n");
-        supervise(&mut sts, &cache, "agent:1");
-        let pod = sts.spec.unwrap().template.spec.unwrap();
+        let mut template = pod_template(&cache);
+        crate::builders::auth::secure(&mut template, &cache, "gate:1", "oras:$2y$hash\n");
+        supervise(&mut template, &cache, "agent:1");
+        let pod = template.spec.unwrap();
         let init = &pod.init_containers.as_ref().unwrap()[0];
         assert_eq!(init.image.as_deref(), Some("agent:1"));
         let registry = pod
@@ -374,10 +384,10 @@ mod tests {
     #[test]
     fn without_collection_nothing_changes() {
         let cache = cache(None, false, 5000);
-        let mut sts = statefulset(&cache, owner());
-        let before = sts.clone();
-        supervise(&mut sts, &cache, "agent:1");
-        assert_eq!(sts, before);
+        let mut template = pod_template(&cache);
+        let before = template.clone();
+        supervise(&mut template, &cache, "agent:1");
+        assert_eq!(template, before);
         assert_eq!(
             service(&cache, owner()).spec.unwrap().ports.unwrap().len(),
             1

@@ -3,8 +3,8 @@
 //! `benches/idle.rs`.
 //!
 //! It serves what oras-controller uses and nothing else: list and watch of OrasCaches
-//! and Pods (whole objects) and of StatefulSets, Services, NetworkPolicies, Secrets and
-//! CronJobs (metadata only, as the controller asks); server-side applies of those and of
+//! and Pods (whole objects) and of StatefulSets, Deployments, PodDisruptionBudgets,
+//! Services, NetworkPolicies, Secrets and CronJobs (metadata only, as the controller asks); server-side applies of those and of
 //! the OrasCache status; create of a Secret; GET and DELETE of each; a namespace's Pods by
 //! label selector; event create and patch. It sends the watch events
 //! a real API server would: ADDED for a new object, MODIFIED for a changed one, DELETED,
@@ -40,6 +40,8 @@ type Body = BoxBody<Bytes, Infallible>;
 pub enum Kind {
     Cache,
     StatefulSet,
+    Deployment,
+    PodDisruptionBudget,
     Service,
     NetworkPolicy,
     Secret,
@@ -55,15 +57,27 @@ impl Kind {
 }
 
 /// Every kind the controller watches.
-const WATCHED: [Kind; 7] = [
+const WATCHED: [Kind; 9] = [
     Kind::Cache,
     Kind::StatefulSet,
+    Kind::Deployment,
+    Kind::PodDisruptionBudget,
     Kind::Service,
     Kind::NetworkPolicy,
     Kind::Secret,
     Kind::CronJob,
     Kind::Pod,
 ];
+
+/// The kinds the controller applies and deletes.
+fn owned(kind: Kind) -> bool {
+    !matches!(kind, Kind::Cache | Kind::Pod)
+}
+
+/// The kinds whose pods turn ready.
+fn workload(kind: Kind) -> bool {
+    matches!(kind, Kind::StatefulSet | Kind::Deployment)
+}
 
 #[derive(Default)]
 struct State {
@@ -236,19 +250,20 @@ impl FakeApi {
         st.notify(kind, "DELETED", &object);
     }
 
-    /// Every StatefulSet gets `ready` ready replicas, as the StatefulSet controller
-    /// would write once the kubelet reports the pod.
+    /// Every StatefulSet and Deployment gets `ready` ready replicas, as their
+    /// controllers would write once the kubelet reports the pods.
     pub fn set_ready(&self, ready: i32) {
         let mut st = self.state.lock().unwrap();
-        let keys: Vec<String> = st
+        let keys: Vec<(Kind, String)> = st
             .objects
             .keys()
-            .filter(|(k, _)| *k == Kind::StatefulSet)
-            .map(|(_, key)| key.clone())
+            .filter(|(k, _)| workload(*k))
+            .cloned()
             .collect();
-        for key in keys {
-            st.modify(Kind::StatefulSet, &key, |sts| {
-                sts["status"] = json!({"replicas": 1, "readyReplicas": ready});
+        for (kind, key) in keys {
+            st.modify(kind, &key, |object| {
+                let replicas = object["spec"]["replicas"].clone();
+                object["status"] = json!({"replicas": replicas, "readyReplicas": ready});
             });
         }
     }
@@ -312,6 +327,10 @@ fn kind_of(segments: &[&str]) -> Option<Kind> {
         Some(Kind::Cache)
     } else if segments.contains(&"statefulsets") {
         Some(Kind::StatefulSet)
+    } else if segments.contains(&"deployments") {
+        Some(Kind::Deployment)
+    } else if segments.contains(&"poddisruptionbudgets") {
+        Some(Kind::PodDisruptionBudget)
     } else if segments.contains(&"services") {
         Some(Kind::Service)
     } else if segments.contains(&"networkpolicies") {
@@ -357,6 +376,8 @@ async fn handle(
     let collection = match path.as_str() {
         p if p == format!("{GROUP_PATH}/orascaches") => Some(Kind::Cache),
         "/apis/apps/v1/statefulsets" => Some(Kind::StatefulSet),
+        "/apis/apps/v1/deployments" => Some(Kind::Deployment),
+        "/apis/policy/v1/poddisruptionbudgets" => Some(Kind::PodDisruptionBudget),
         "/api/v1/services" => Some(Kind::Service),
         "/apis/networking.k8s.io/v1/networkpolicies" => Some(Kind::NetworkPolicy),
         "/api/v1/secrets" => Some(Kind::Secret),
@@ -478,11 +499,7 @@ async fn handle(
             st.notify(kind, "ADDED", &object);
             Ok(full(201, &object))
         }
-        (
-            &Method::PATCH,
-            Kind::StatefulSet | Kind::Service | Kind::NetworkPolicy | Kind::Secret | Kind::CronJob,
-            false,
-        ) => {
+        (&Method::PATCH, kind, false) if owned(kind) => {
             *st.applies.entry(format!("{kind:?} {key}")).or_default() += 1;
             let existing = st.objects.get(&(kind, key.clone())).cloned();
             let changed = existing.as_ref().is_none_or(|e| {
@@ -503,13 +520,14 @@ async fn handle(
             object["metadata"]["uid"] = json!(format!("{kind:?}-{key}"));
             object["metadata"]["resourceVersion"] = json!(rv);
             object["metadata"]["generation"] = json!(generation);
-            if kind == Kind::StatefulSet {
+            if workload(kind) {
                 // No kubelet here: a new registry pod is not ready until the caller
                 // says so; an updated one keeps its status.
+                let replicas = body["spec"]["replicas"].clone();
                 object["status"] = existing
                     .as_ref()
                     .map(|e| e["status"].clone())
-                    .unwrap_or_else(|| json!({"replicas": 1, "readyReplicas": 0}));
+                    .unwrap_or_else(|| json!({"replicas": replicas, "readyReplicas": 0}));
             }
             st.objects.insert((kind, key), object.clone());
             let event = if existing.is_some() {
@@ -524,11 +542,7 @@ async fn handle(
             Some(object) => full(200, object),
             None => status(404, key),
         }),
-        (
-            &Method::DELETE,
-            Kind::StatefulSet | Kind::Service | Kind::NetworkPolicy | Kind::Secret | Kind::CronJob,
-            false,
-        ) => {
+        (&Method::DELETE, kind, false) if owned(kind) => {
             match st.objects.remove(&(kind, key.clone())) {
                 Some(mut object) => {
                     // As in etcd, the deletion has a revision of its own.
