@@ -197,7 +197,7 @@ lint-workflows: ship-tools
 	exit $$status
 
 ## The images, the policy with its default agent image pinned to the agent just pushed,
-## and the Helm chart with its controller image pinned likewise:
+## and the Helm chart with its controller and agent images pinned likewise:
 ## make release REGISTRY=host[:port]/path [PLAIN_HTTP=1]
 release: require-registry
 	@mkdir -p $(RELEASE_DIR)
@@ -208,7 +208,7 @@ release: require-registry
 	cp $(POLICY_BUILD) $(RELEASE_DIR)/policy.wasm && \
 	$(SHIP) annotate -m metadata.yml -u README.md -o $(RELEASE_DIR)/annotated-policy.wasm $(RELEASE_DIR)/policy.wasm && \
 	policy=$$($(SHIP) push-policy $(if $(PLAIN_HTTP),--plain-http) $(RELEASE_DIR)/annotated-policy.wasm $(POLICY_REPOSITORY):v$(VERSION)) && \
-	chart=$$($(SHIP) push-chart $(if $(PLAIN_HTTP),--plain-http) --revision "$(REVISION)" --controller-image $$controller charts/oras-operator $(CHART_REPOSITORY)) && \
+	chart=$$($(SHIP) push-chart $(if $(PLAIN_HTTP),--plain-http) --revision "$(REVISION)" --controller-image $$controller --agent-image $$agent charts/oras-operator $(CHART_REPOSITORY)) && \
 	printf 'agent image       %s\ncontroller image  %s\npolicy            %s\nchart             %s\n' "$$agent" "$$controller" "$$policy" "$$chart"
 
 ## The agent as one static binary.

@@ -95,7 +95,7 @@ enum Command {
         build: Build,
     },
     /// Push a Helm chart as Helm's OCI artifact (tag: the chart version), its controller
-    /// image pinned; prints `DESTINATION/NAME@sha256:...`.
+    /// and agent images pinned; prints `DESTINATION/NAME@sha256:...`.
     PushChart {
         /// Talk plain HTTP to the registry.
         #[arg(long)]
@@ -103,6 +103,9 @@ enum Command {
         /// The controller image the chart runs by default: `REPOSITORY@sha256:...`.
         #[arg(long)]
         controller_image: String,
+        /// The agent image of the retention CronJobs: `REPOSITORY@sha256:...`.
+        #[arg(long)]
+        agent_image: String,
         #[command(flatten)]
         build: Build,
         /// The chart directory.
@@ -153,13 +156,15 @@ fn main() -> Result<()> {
         Command::PushChart {
             plain_http,
             controller_image,
+            agent_image,
             build,
             chart_dir,
             destination,
         } => {
             let info = build.info()?;
             let mut chart = Chart::load(&chart_dir)?;
-            let values = pin_image(&chart.values()?, &controller_image)
+            let values = pin_image(&chart.values()?, "image", &controller_image)
+                .and_then(|values| pin_image(&values, "agentImage", &agent_image))
                 .with_context(|| format!("in {}", chart_dir.join("values.yaml").display()))?;
             chart.set_values(values);
             let pushed = block_on(push_chart(&chart, &destination, plain_http, &info))?;

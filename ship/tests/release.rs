@@ -197,14 +197,16 @@ fn release_pushes_images_policy_and_chart_pinned_to_each_other() {
         .find(|(p, _)| p == "oras-operator/values.yaml")
         .unwrap()
         .1;
-    let (repository, digest) = controller.split_once('@').unwrap();
     let mut expected = yaml_as_json(&std::fs::read(chart_dir.join("values.yaml")).unwrap());
-    expected["image"]["repository"] = json!(repository);
-    expected["image"]["digest"] = json!(digest);
+    for (parent, image) in [("image", &controller), ("agentImage", &agent)] {
+        let (repository, digest) = image.split_once('@').unwrap();
+        expected[parent]["repository"] = json!(repository);
+        expected[parent]["digest"] = json!(digest);
+    }
     assert_eq!(
         yaml_as_json(values),
         expected,
-        "only the controller image is pinned"
+        "only the controller and agent images are pinned"
     );
     let text = String::from_utf8(values.clone()).unwrap();
     assert!(
@@ -212,12 +214,16 @@ fn release_pushes_images_policy_and_chart_pinned_to_each_other() {
         "comments are kept"
     );
 
-    helm_renders_the_pushed_chart_with_the_pinned_controller(&registry, &controller);
+    helm_renders_the_pushed_chart_with_the_pinned_controller(&registry, &controller, &agent);
 }
 
 /// The real helm (`make tools`) renders the pushed chart straight from the registry, with
 /// the controller pinned by digest.
-fn helm_renders_the_pushed_chart_with_the_pinned_controller(registry: &Registry, controller: &str) {
+fn helm_renders_the_pushed_chart_with_the_pinned_controller(
+    registry: &Registry,
+    controller: &str,
+    agent: &str,
+) {
     let helm_binary = oras_testkit::tools::tool("helm").unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().unwrap();
     let chart = format!("oci://{}/rel/charts/oras-operator", registry.host());
@@ -254,5 +260,9 @@ fn helm_renders_the_pushed_chart_with_the_pinned_controller(registry: &Registry,
     assert!(
         rendered.contains(&format!("--gate-image={controller}")),
         "the gate of caches with auth runs {controller} too:\n{rendered}"
+    );
+    assert!(
+        rendered.contains(&format!("--agent-image={agent}")),
+        "the retention CronJobs run the agent {agent}:\n{rendered}"
     );
 }

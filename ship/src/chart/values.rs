@@ -36,9 +36,10 @@ pub fn pin_values(text: &str, pins: &[(&str, &str, &str)]) -> Result<String> {
     Ok(pinned)
 }
 
-/// `text` with `image.repository` and `image.digest` set from `reference`
-/// (`host[:port]/path@sha256:...`): the chart then runs exactly that image.
-pub fn pin_image(text: &str, reference: &str) -> Result<String> {
+/// `text` with `<parent>.repository` and `<parent>.digest` (`image` for the controller,
+/// `agentImage` for the agent) set from `reference` (`host[:port]/path@sha256:...`): the
+/// chart then runs exactly that image.
+pub fn pin_image(text: &str, parent: &str, reference: &str) -> Result<String> {
     let Some((repository, digest)) = reference.split_once('@') else {
         bail!(
             "image {reference:?} has no digest: give REPOSITORY@sha256:... (what push-images prints)"
@@ -57,8 +58,8 @@ pub fn pin_image(text: &str, reference: &str) -> Result<String> {
     pin_values(
         text,
         &[
-            ("image", "repository", repository),
-            ("image", "digest", digest),
+            (parent, "repository", repository),
+            (parent, "digest", digest),
         ],
     )
 }
@@ -127,6 +128,7 @@ mod tests {
         let digest = format!("sha256:{}", "a".repeat(64));
         let pinned = pin_image(
             VALUES,
+            "image",
             &format!("127.0.0.1:5000/x/oras-controller@{digest}"),
         )
         .unwrap();
@@ -141,7 +143,7 @@ mod tests {
             "ghcr.io/x/c@sha256:abc",
             "c@sha256:AAAA",
         ] {
-            let error = pin_image(VALUES, bad).unwrap_err().to_string();
+            let error = pin_image(VALUES, "image", bad).unwrap_err().to_string();
             assert!(error.contains(&format!("{bad:?}")), "{bad}: {error}");
         }
     }
