@@ -584,42 +584,20 @@ async fn http_secret(
     owner: &OwnerReference,
 ) -> Result<Result<String, String>, Error> {
     let name = builders::http_secret::generated_name(cache);
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    let failed = |action: &'static str| {
-        let name = name.clone();
-        move |source| Error::Kube {
-            action,
-            kind: "Secret",
-            namespace: namespace.into(),
-            name,
-            source,
-        }
-    };
-    if let Some(existing) = api.get_opt(&name).await.map_err(failed("get"))? {
-        return Ok(builders::http_secret::value_of(&existing));
-    }
-    let generated = builders::http_secret::generate().map_err(|e| Error::Random(e.to_string()))?;
-    let secret = builders::http_secret::secret(cache, owner.clone(), &generated);
-    ctx.own_writes.begin("Secret", namespace, &name);
-    let created = api.create(&PostParams::default(), &secret).await;
-    let version = created
-        .as_ref()
-        .ok()
-        .and_then(|s| s.metadata.resource_version.clone());
-    ctx.own_writes.finish("Secret", namespace, &name, version);
-    match created {
-        Ok(_) => {
+    let made = create_once(ctx, namespace, &name, || {
+        let generated = builders::http_secret::generate()?;
+        let secret = builders::http_secret::secret(cache, owner.clone(), &generated);
+        Ok((generated, secret))
+    })
+    .await?;
+    Ok(match made {
+        Once::Existing(secret) => builders::http_secret::value_of(&secret),
+        Once::Created(generated) => {
             let note = format!("generated the registry HTTP secret in Secret {name}");
             publish(ctx, cache, EventType::Normal, "HttpSecretCreated", note).await;
-            Ok(Ok(generated))
+            Ok(generated)
         }
-        // Made in the meantime (by another reconcile, or a user): use that one.
-        Err(kube::Error::Api(status)) if status.code == 409 => {
-            let existing = api.get(&name).await.map_err(failed("get"))?;
-            Ok(builders::http_secret::value_of(&existing))
-        }
-        Err(source) => Err(failed("create")(source)),
-    }
+    })
 }
 
 /// The cache's credentials: those of its `<cache>-credentials` Secret, which is created
@@ -633,39 +611,66 @@ async fn credentials(
     owner: &OwnerReference,
 ) -> Result<Result<Credentials, String>, Error> {
     let name = builders::credentials::credentials_secret_name(cache);
+    let made = create_once(ctx, namespace, &name, || {
+        let generated = Credentials::generate()?;
+        let secret = builders::credentials::credentials_secret(cache, owner.clone(), &generated);
+        Ok((generated, secret))
+    })
+    .await?;
+    Ok(match made {
+        Once::Existing(secret) => Credentials::from_secret(&secret),
+        Once::Created(generated) => {
+            let note = format!("generated the registry credentials in Secret {name}");
+            publish(ctx, cache, EventType::Normal, "CredentialsCreated", note).await;
+            Ok(generated)
+        }
+    })
+}
+
+/// What [`create_once`] found or made.
+enum Once<T> {
+    /// The Secret that was there, or that someone made in the meantime.
+    Existing(Box<Secret>),
+    /// The value of the Secret created now.
+    Created(T),
+}
+
+/// A Secret this controller creates once and never writes again: the existing one, else
+/// the one `make` gives (with the value it holds, from the system's random source),
+/// created now.
+async fn create_once<T>(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    make: impl FnOnce() -> Result<(T, Secret), getrandom::Error>,
+) -> Result<Once<T>, Error> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let failed = |action: &'static str| {
-        let name = name.clone();
         move |source| Error::Kube {
             action,
             kind: "Secret",
             namespace: namespace.into(),
-            name,
+            name: name.into(),
             source,
         }
     };
-    if let Some(existing) = api.get_opt(&name).await.map_err(failed("get"))? {
-        return Ok(Credentials::from_secret(&existing));
+    if let Some(existing) = api.get_opt(name).await.map_err(failed("get"))? {
+        return Ok(Once::Existing(Box::new(existing)));
     }
-    let generated = Credentials::generate().map_err(|e| Error::Random(e.to_string()))?;
-    let secret = builders::credentials::credentials_secret(cache, owner.clone(), &generated);
-    ctx.own_writes.begin("Secret", namespace, &name);
+    let (value, secret) = make().map_err(|e| Error::Random(e.to_string()))?;
+    ctx.own_writes.begin("Secret", namespace, name);
     let created = api.create(&PostParams::default(), &secret).await;
     let version = created
         .as_ref()
         .ok()
         .and_then(|s| s.metadata.resource_version.clone());
-    ctx.own_writes.finish("Secret", namespace, &name, version);
+    ctx.own_writes.finish("Secret", namespace, name, version);
     match created {
-        Ok(_) => {
-            let note = format!("generated the registry credentials in Secret {name}");
-            publish(ctx, cache, EventType::Normal, "CredentialsCreated", note).await;
-            Ok(Ok(generated))
-        }
-        // Made in the meantime (by another reconcile, or a user): use that one.
+        Ok(_) => Ok(Once::Created(value)),
+        // Made in the meantime (by another reconcile, or a user): that one stands.
         Err(kube::Error::Api(status)) if status.code == 409 => {
-            let existing = api.get(&name).await.map_err(failed("get"))?;
-            Ok(Credentials::from_secret(&existing))
+            let existing = api.get(name).await.map_err(failed("get"))?;
+            Ok(Once::Existing(Box::new(existing)))
         }
         Err(source) => Err(failed("create")(source)),
     }
@@ -765,39 +770,18 @@ async fn maintenance_token(
     cache: &OrasCache,
     ctx: &Context,
     namespace: &str,
-    owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+    owner: &OwnerReference,
 ) -> Result<(), Error> {
     let name = builders::collection::token_secret_name(cache);
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    let failed = |action: &'static str| {
-        let name = name.clone();
-        move |source| Error::Kube {
-            action,
-            kind: "Secret",
-            namespace: namespace.into(),
-            name,
-            source,
-        }
-    };
-    if api.get_opt(&name).await.map_err(failed("get"))?.is_some() {
-        return Ok(());
-    }
-    let token =
-        builders::credentials::random_password().map_err(|e| Error::Random(e.to_string()))?;
-    let secret = builders::collection::token_secret(cache, owner.clone(), &token);
-    ctx.own_writes.begin("Secret", namespace, &name);
-    let created = api.create(&PostParams::default(), &secret).await;
-    let version = created
-        .as_ref()
-        .ok()
-        .and_then(|s| s.metadata.resource_version.clone());
-    ctx.own_writes.finish("Secret", namespace, &name, version);
-    match created {
-        // Made in the meantime: that one stands.
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
-        Err(source) => Err(failed("create")(source)),
-    }
+    create_once(ctx, namespace, &name, || {
+        let token = builders::credentials::random_password()?;
+        Ok((
+            (),
+            builders::collection::token_secret(cache, owner.clone(), &token),
+        ))
+    })
+    .await?;
+    Ok(())
 }
 
 /// The cache's agent pods (their runs, for the status).
