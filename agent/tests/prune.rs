@@ -262,3 +262,80 @@ fn bad_prune_arguments_are_named() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("Bad Name"));
 }
+
+/// Pushes of new tags racing prunes that delete old ones, every push sharing its layer
+/// with the manifests being deleted: every push lands complete (the prune deletes
+/// manifests, never a blob another manifest uses), and only the old tags go.
+#[test]
+fn pushes_racing_prunes_land_complete() {
+    let registry = TestRegistry::start();
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path().to_path_buf();
+    for old in 0..5 {
+        push_dated(
+            &registry,
+            &work,
+            &format!("race/r:old-{old}"),
+            "same result\n",
+            30,
+        );
+    }
+    let pushing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let pusher = {
+        let pushing = pushing.clone();
+        let (host, work) = (registry.host(), work.clone());
+        std::thread::spawn(move || {
+            let mut pushed = Vec::new();
+            let mut n = 0;
+            while pushing.load(std::sync::atomic::Ordering::SeqCst) || n < 3 {
+                n += 1;
+                let dir = work.join(format!("new-{n}"));
+                write(&dir.join("result.txt"), b"same result\n");
+                let out = run_agent(
+                    &[
+                        "push",
+                        "--plain-http",
+                        &format!("{host}/race/r:new-{n}"),
+                        "result.txt",
+                    ],
+                    &dir,
+                );
+                assert!(
+                    out.status.success(),
+                    "push new-{n}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                pushed.push(format!("new-{n}"));
+            }
+            pushed
+        })
+    };
+    let target = format!("{}/race", registry.host());
+    for _ in 0..4 {
+        agent_ok(
+            &["prune", "--plain-http", "--max-age", "7d", &target],
+            &work,
+        );
+    }
+    pushing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let pushed = pusher.join().unwrap();
+
+    assert_eq!(sorted(registry.tags("race/r")), sorted(pushed.clone()));
+    for tag in &pushed {
+        let dir = work.join("pulled").join(tag);
+        agent_ok(
+            &[
+                "pull",
+                "--plain-http",
+                &registry.reference(&format!("race/r:{tag}")),
+                "-o",
+                dir.to_str().unwrap(),
+            ],
+            &work,
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("result.txt")).unwrap(),
+            "same result\n"
+        );
+    }
+}
