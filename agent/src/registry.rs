@@ -11,6 +11,9 @@
 //!
 //! Connection refused, time-outs, 5xx and 429 are retried with backoff within
 //! [`RetryPolicy::budget`], then reported with the registry and the reference.
+//! A registry that speaks the other protocol (plain HTTP where HTTPS was asked, or the
+//! reverse) is named at once and never retried: no retry can change its answer, and
+//! no call downgrades or upgrades on its own, not even for a loopback registry.
 
 use std::future::Future;
 use std::path::Path;
@@ -96,6 +99,61 @@ pub enum RegistryError {
     },
     #[error("{reference}: unsupported digest {digest:?} (only sha256 is supported)")]
     UnsupportedDigest { reference: String, digest: String },
+    #[error("{registry} answers plain HTTP: use --plain-http")]
+    AnswersPlainHttp { registry: String },
+    #[error("{registry} answers HTTPS: drop --plain-http")]
+    AnswersHttps { registry: String },
+}
+
+/// The protocol a registry answered with when it was not the one asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WrongProtocol {
+    /// HTTPS was asked; the TLS handshake got a plain-HTTP answer.
+    PlainHttp,
+    /// Plain HTTP was asked; the server answered with TLS (an alert record).
+    Https,
+}
+
+/// Whether `err` says the registry speaks the other protocol. rustls reports an HTTP
+/// answer to its handshake as a record of an invalid content type (the `H` of
+/// `HTTP/1.1`); hyper reports a TLS record where a status line belongs as an invalid
+/// HTTP version. Both sit deep in the error's sources, an `io::Error` hiding rustls's.
+fn wrong_protocol(err: &OciDistributionError) -> Option<WrongProtocol> {
+    let OciDistributionError::RequestError(err) = err else {
+        return None;
+    };
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(cause) = source {
+        if let Some(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)) =
+            rustls_error(cause)
+        {
+            return Some(WrongProtocol::PlainHttp);
+        }
+        if cause.to_string().contains("invalid HTTP version parsed") {
+            return Some(WrongProtocol::Https);
+        }
+        source = cause.source();
+    }
+    None
+}
+
+/// The rustls error `err` is or wraps in (possibly nested) `io::Error`s, whose
+/// `source()` skips what they wrap.
+fn rustls_error<'a>(mut err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    loop {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        let inner = err.downcast_ref::<std::io::Error>()?.get_ref()?;
+        err = inner;
+    }
+}
+
+/// An HTTPS server's answer to a plain-HTTP request: distribution (Go) answers
+/// `400 Client sent an HTTP request to an HTTPS server.`, nginx `400 The plain HTTP
+/// request was sent to HTTPS port`.
+fn is_https_answer(status: u16, body: &str) -> bool {
+    status == 400 && body.to_ascii_lowercase().contains("https")
 }
 
 /// True for errors that may go away: the registry is starting, overloaded or flaky.
@@ -215,6 +273,9 @@ impl Registry {
             Operation::Pull => &[RegistryOperation::Pull],
             Operation::Push => &[RegistryOperation::Pull, RegistryOperation::Push],
         };
+        if plain_http {
+            registry.check_plain_http_answer().await?;
+        }
         let mut token = false;
         for registry_op in ops {
             let auth = registry.auth.clone();
@@ -235,6 +296,36 @@ impl Registry {
 
     pub fn reference(&self) -> &ArtifactRef {
         &self.reference
+    }
+
+    /// With `--plain-http`, ask `/v2/` once ourselves: `oci-client` takes an HTTPS
+    /// server's 400 to a plain-HTTP request for a registry without authentication.
+    async fn check_plain_http_answer(&self) -> Result<(), RegistryError> {
+        let url = format!("http://{}/v2/", self.reference.oci().resolve_registry());
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(120))
+            .build()
+            .map_err(|e| self.failed("reach", error_chain(&e)))?;
+        let (status, body) = self
+            .with_retry("reach", || async {
+                let response = client.get(&url).send().await?;
+                let status = response.status().as_u16();
+                Ok((status, response.text().await.unwrap_or_default()))
+            })
+            .await?;
+        if is_https_answer(status, &body) {
+            return Err(self.wrong_protocol(WrongProtocol::Https));
+        }
+        Ok(())
+    }
+
+    fn wrong_protocol(&self, answered: WrongProtocol) -> RegistryError {
+        let registry = self.reference.registry().to_string();
+        match answered {
+            WrongProtocol::PlainHttp => RegistryError::AnswersPlainHttp { registry },
+            WrongProtocol::Https => RegistryError::AnswersHttps { registry },
+        }
     }
 
     fn blob_client(&self) -> &Client {
@@ -272,6 +363,10 @@ impl Registry {
         loop {
             match call().await {
                 Ok(value) => return Ok(value),
+                Err(err) if let Some(answered) = wrong_protocol(&err) => {
+                    tracing::debug!(error = %error_chain(&err), "the registry speaks the other protocol");
+                    return Err(self.wrong_protocol(answered));
+                }
                 Err(err) if is_transient(&err) => {
                     let elapsed = start.elapsed();
                     if elapsed + delay > self.retry.budget {
