@@ -137,26 +137,23 @@ pub struct Repository {
 
 impl Repository {
     /// Reach the registry of `repository` (`host[:port]/path`) and authenticate for
-    /// pushing. A registry that answers plain HTTP when HTTPS was asked is named as such.
+    /// pushing. A registry that speaks the other protocol (plain HTTP when HTTPS was
+    /// asked, or the reverse) is named as such, with the flag to change.
     pub async fn connect(repository: &str, plain_http: bool) -> Result<Self> {
         let reference = parse_repository(repository)?;
+        let registry = reference.registry();
+        if plain_http && answers_https(&reference).await {
+            bail!("{registry} answers HTTPS: drop --plain-http (make: drop PLAIN_HTTP=1)");
+        }
         let client = client(plain_http);
         let auth = auth_from_env();
         for operation in [RegistryOperation::Pull, RegistryOperation::Push] {
             if let Err(error) = client.auth(&reference, &auth, operation).await {
-                let registry = reference.registry();
                 if !plain_http && answers_plain_http(&reference).await {
-                    bail!(
-                        "registry {registry} answers plain HTTP, not HTTPS: pass --plain-http (make: PLAIN_HTTP=1) to push there"
-                    );
+                    bail!("{registry} answers plain HTTP: use --plain-http (make: PLAIN_HTTP=1)");
                 }
-                let hint = if plain_http {
-                    " (plain HTTP was asked: does it only speak HTTPS?)"
-                } else {
-                    ""
-                };
                 return Err(anyhow::Error::new(error))
-                    .with_context(|| format!("cannot reach registry {registry}{hint}"));
+                    .with_context(|| format!("cannot reach registry {registry}"));
             }
         }
         Ok(Self { client, reference })
@@ -226,6 +223,34 @@ async fn answers_plain_http(reference: &Reference) -> bool {
         .auth(reference, &RegistryAuth::Anonymous, RegistryOperation::Pull)
         .await
         .is_ok()
+}
+
+/// Whether the registry of `reference` answers a plain-HTTP `GET /v2/` as an HTTPS
+/// server does: distribution's (Go's) `400 Client sent an HTTP request to an HTTPS
+/// server.`, nginx's `400 The plain HTTP request was sent to HTTPS port`, or a TLS alert
+/// record where the status line belongs (hyper: "invalid HTTP version parsed").
+/// `oci-client` takes the 400 for a registry without authentication.
+async fn answers_https(reference: &Reference) -> bool {
+    let url = format!("http://{}/v2/", reference.resolve_registry());
+    match reqwest::Client::new().get(&url).send().await {
+        Ok(response) => {
+            response.status() == reqwest::StatusCode::BAD_REQUEST
+                && response
+                    .text()
+                    .await
+                    .is_ok_and(|body| body.to_ascii_lowercase().contains("https"))
+        }
+        Err(error) => {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+            while let Some(cause) = source {
+                if cause.to_string().contains("invalid HTTP version parsed") {
+                    return true;
+                }
+                source = cause.source();
+            }
+            false
+        }
+    }
 }
 
 #[cfg(test)]
