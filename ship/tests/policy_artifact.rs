@@ -182,6 +182,10 @@ fn push_policy_to(reference: &str, plain_http: bool) -> (Option<i32>, String) {
     args.extend([annotated.to_str().unwrap(), reference]);
     let output = policy_tool(&args);
     assert!(output.stdout.is_empty(), "nothing reported as pushed");
+    // One `Error: <causes>` line, as a command-line tool says it.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("Error: "), "{stderr}");
     (
         output.status.code(),
         String::from_utf8_lossy(&output.stderr).to_string(),
