@@ -423,6 +423,9 @@ impl Registry {
         let progress = Progress::start(format!("pushing {name}"), size).map(Arc::new);
         self.with_retry(&action, || async {
             let file = tokio::fs::File::open(path).await?;
+            if let Some(progress) = &progress {
+                progress.restart();
+            }
             let progress = progress.clone();
             let stream = tokio_util::io::ReaderStream::with_capacity(file, UPLOAD_READ_SIZE)
                 .inspect_ok(move |chunk| {
@@ -773,6 +776,9 @@ impl Registry {
                         BlobResponse::Full(sized) | BlobResponse::Partial(sized) => sized.stream,
                     }
                 };
+                if let Some(progress) = &progress {
+                    progress.restart();
+                }
                 let mut hasher = Sha256::new();
                 let mut received: u64 = 0;
                 while let Some(chunk) = stream.next().await {
