@@ -110,31 +110,27 @@ pub enum RegistryError {
 enum WrongProtocol {
     /// HTTPS was asked; the TLS handshake got a plain-HTTP answer.
     PlainHttp,
-    /// Plain HTTP was asked; the server answered with TLS (an alert record).
+    /// Plain HTTP was asked; the server speaks TLS.
     Https,
 }
 
-/// Whether `err` says the registry speaks the other protocol. rustls reports an HTTP
-/// answer to its handshake as a record of an invalid content type (the `H` of
-/// `HTTP/1.1`); hyper reports a TLS record where a status line belongs as an invalid
-/// HTTP version. Both sit deep in the error's sources, an `io::Error` hiding rustls's.
-fn wrong_protocol(err: &OciDistributionError) -> Option<WrongProtocol> {
+/// Whether `err` is a TLS handshake that got a plain-HTTP answer: rustls reports it as
+/// a record of an invalid content type (the `H` of `HTTP/1.1`), deep in the error's
+/// sources.
+fn answered_plain_http(err: &OciDistributionError) -> bool {
     let OciDistributionError::RequestError(err) = err else {
-        return None;
+        return false;
     };
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(cause) = source {
         if let Some(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)) =
             rustls_error(cause)
         {
-            return Some(WrongProtocol::PlainHttp);
-        }
-        if cause.to_string().contains("invalid HTTP version parsed") {
-            return Some(WrongProtocol::Https);
+            return true;
         }
         source = cause.source();
     }
-    None
+    false
 }
 
 /// The rustls error `err` is or wraps in (possibly nested) `io::Error`s, whose
@@ -299,7 +295,9 @@ impl Registry {
     }
 
     /// With `--plain-http`, ask `/v2/` once ourselves: `oci-client` takes an HTTPS
-    /// server's 400 to a plain-HTTP request for a registry without authentication.
+    /// server's 400 to a plain-HTTP request for a registry without authentication, and
+    /// some TLS servers answer it with an alert or by closing the connection. An answer
+    /// that is not HTTP is told apart from a registry going down by a TLS handshake.
     async fn check_plain_http_answer(&self) -> Result<(), RegistryError> {
         let url = format!("http://{}/v2/", self.reference.oci().resolve_registry());
         let client = reqwest::Client::builder()
@@ -307,17 +305,46 @@ impl Registry {
             .timeout(Duration::from_secs(120))
             .build()
             .map_err(|e| self.failed("reach", error_chain(&e)))?;
-        let (status, body) = self
+        let answer = self
             .with_retry("reach", || async {
-                let response = client.get(&url).send().await?;
-                let status = response.status().as_u16();
-                Ok((status, response.text().await.unwrap_or_default()))
+                match client.get(&url).send().await {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        Ok(Some((status, response.text().await.unwrap_or_default())))
+                    }
+                    // Not up (yet): retried.
+                    Err(err) if err.is_connect() || err.is_timeout() => Err(err.into()),
+                    Err(err) => {
+                        tracing::debug!(error = %error_chain(&err), "no HTTP answer to GET /v2/");
+                        Ok(None)
+                    }
+                }
             })
             .await?;
-        if is_https_answer(status, &body) {
+        let https = match answer {
+            Some((status, body)) => is_https_answer(status, &body),
+            None => self.speaks_tls().await,
+        };
+        if https {
             return Err(self.wrong_protocol(WrongProtocol::Https));
         }
         Ok(())
+    }
+
+    /// Whether the registry completes a TLS handshake and answers `GET /v2/` over it.
+    /// Its certificate is not checked: nothing is sent but that request, and the answer
+    /// only decides the message of a failure.
+    async fn speaks_tls(&self) -> bool {
+        let url = format!("https://{}/v2/", self.reference.oci().resolve_registry());
+        let Ok(client) = reqwest::Client::builder()
+            .tls_danger_accept_invalid_certs(true)
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
+            .build()
+        else {
+            return false;
+        };
+        client.get(&url).send().await.is_ok()
     }
 
     fn wrong_protocol(&self, answered: WrongProtocol) -> RegistryError {
@@ -363,9 +390,9 @@ impl Registry {
         loop {
             match call().await {
                 Ok(value) => return Ok(value),
-                Err(err) if let Some(answered) = wrong_protocol(&err) => {
-                    tracing::debug!(error = %error_chain(&err), "the registry speaks the other protocol");
-                    return Err(self.wrong_protocol(answered));
+                Err(err) if answered_plain_http(&err) => {
+                    tracing::debug!(error = %error_chain(&err), "the registry speaks plain HTTP");
+                    return Err(self.wrong_protocol(WrongProtocol::PlainHttp));
                 }
                 Err(err) if is_transient(&err) => {
                     let elapsed = start.elapsed();
