@@ -227,12 +227,16 @@ async fn answers_plain_http(reference: &Reference) -> bool {
 
 /// Whether the registry of `reference` answers a plain-HTTP `GET /v2/` as an HTTPS
 /// server does: distribution's (Go's) `400 Client sent an HTTP request to an HTTPS
-/// server.`, nginx's `400 The plain HTTP request was sent to HTTPS port`, or a TLS alert
-/// record where the status line belongs (hyper: "invalid HTTP version parsed").
+/// server.`, nginx's `400 The plain HTTP request was sent to HTTPS port`, or no HTTP
+/// answer at all (an alert, a hang-up) from a server that completes a TLS handshake.
 /// `oci-client` takes the 400 for a registry without authentication.
 async fn answers_https(reference: &Reference) -> bool {
-    let url = format!("http://{}/v2/", reference.resolve_registry());
-    match reqwest::Client::new().get(&url).send().await {
+    let host = reference.resolve_registry();
+    match reqwest::Client::new()
+        .get(format!("http://{host}/v2/"))
+        .send()
+        .await
+    {
         Ok(response) => {
             response.status() == reqwest::StatusCode::BAD_REQUEST
                 && response
@@ -240,17 +244,26 @@ async fn answers_https(reference: &Reference) -> bool {
                     .await
                     .is_ok_and(|body| body.to_ascii_lowercase().contains("https"))
         }
-        Err(error) => {
-            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
-            while let Some(cause) = source {
-                if cause.to_string().contains("invalid HTTP version parsed") {
-                    return true;
-                }
-                source = cause.source();
-            }
-            false
-        }
+        Err(error) if error.is_connect() || error.is_timeout() => false,
+        Err(_) => speaks_tls(host).await,
     }
+}
+
+/// Whether `host` completes a TLS handshake and answers `GET /v2/` over it. Its
+/// certificate is not checked: nothing is sent but this request, and the answer only
+/// decides the message of a failure.
+async fn speaks_tls(host: &str) -> bool {
+    let Ok(client) = reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .build()
+    else {
+        return false;
+    };
+    client
+        .get(format!("https://{host}/v2/"))
+        .send()
+        .await
+        .is_ok()
 }
 
 #[cfg(test)]

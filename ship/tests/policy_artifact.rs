@@ -225,3 +225,18 @@ fn push_with_plain_http_to_an_https_registry_says_to_drop_it() {
         "{stderr}"
     );
 }
+
+#[test]
+fn push_with_plain_http_to_a_tls_server_that_hangs_up_says_to_drop_it() {
+    let ca = oras_testkit::tls::TestCa::new("oras-ship-test-ca").unwrap();
+    let server = oras_testkit::tls::OpenSslServer::start(&ca);
+    let (code, stderr) = push_policy_to(&format!("{}/{REPOSITORY}:v0", server.host()), true);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{} answers HTTPS: drop --plain-http (make: drop PLAIN_HTTP=1)",
+            server.host()
+        )),
+        "{stderr}"
+    );
+}
