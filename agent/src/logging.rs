@@ -40,11 +40,16 @@ pub fn init(audience: Audience, debug: bool) {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
         .with_ansi(ansi);
     match audience {
-        Audience::Pod => builder.with_target(false).init(),
-        Audience::User => builder.event_format(CliFormat).init(),
+        Audience::Pod => builder
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .init(),
+        Audience::User => builder
+            .with_writer(|| crate::progress::AboveBars)
+            .event_format(CliFormat)
+            .init(),
     }
 }
 

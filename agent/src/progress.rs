@@ -10,10 +10,28 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 const THRESHOLD: u64 = 8 << 20;
 const TEMPLATE: &str = "{msg:24!} [{bar:30}] {binary_bytes:>10}/{binary_total_bytes:10} {binary_bytes_per_sec:>12} eta {eta}";
 
+static BARS: OnceLock<MultiProgress> = OnceLock::new();
+
 /// The bars of the blobs in flight, drawn together below each other.
 fn bars() -> &'static MultiProgress {
-    static BARS: OnceLock<MultiProgress> = OnceLock::new();
     BARS.get_or_init(MultiProgress::new)
+}
+
+/// Stderr for log lines: each is written above the bars, which are drawn again below
+/// it, instead of through them.
+pub struct AboveBars;
+
+impl std::io::Write for AboveBars {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match BARS.get() {
+            Some(bars) => bars.suspend(|| std::io::stderr().write(buf)),
+            None => std::io::stderr().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 pub struct Progress {
