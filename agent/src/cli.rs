@@ -14,7 +14,11 @@ use oras_contract::agent_args::{flags, subcommands};
     about = "Push and pull ORAS artifacts; the init, launch and sidecar roles of oras-operator pods",
     after_help = "Credentials: ORAS_USER with ORAS_PUSH_PASS / ORAS_PULL_PASS, else the Docker config \
                   ($DOCKER_CONFIG/config.json or ~/.docker/config.json), else anonymous.\n\
-                  ORAS_AGENT_RETRY_SECONDS bounds the retries while a registry is unreachable (default 120)."
+                  ORAS_AGENT_RETRY_SECONDS bounds the retries while a registry is unreachable (default 120).\n\
+                  Results go to stdout, a failure to stderr as one `Error: ...` line; --debug, ORAS_AGENT_LOG or \
+                  RUST_LOG (a tracing filter) add details.\n\
+                  Exit codes: 0 success, 1 failure, 2 the command line is wrong; `launch` exits with the \
+                  application's code."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -264,6 +268,19 @@ pub struct SidecarArgs {
 }
 
 impl Command {
+    /// The roles of oras-operator pods, which log for `kubectl logs` (timestamps and
+    /// levels) rather than speak to a person.
+    pub fn is_pod_role(&self) -> bool {
+        matches!(
+            self,
+            Command::Init(_)
+                | Command::Launch(_)
+                | Command::Sidecar(_)
+                | Command::ServeRegistry(_)
+                | Command::Install(_)
+        )
+    }
+
     /// Whether `--debug` was given.
     pub fn debug(&self) -> bool {
         match self {

@@ -7,6 +7,7 @@ mod fsutil;
 mod init;
 mod launch;
 mod layout;
+mod logging;
 mod maintenance;
 mod progress;
 mod provenance;
@@ -29,22 +30,6 @@ use reference::ArtifactRef;
 use registry::RetryPolicy;
 use share::ShareDir;
 use transfer::{Connection, PushSource};
-
-fn init_logging(debug: bool) {
-    let default = if debug {
-        "oras_agent=debug,oci_client=debug,info"
-    } else {
-        "info"
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ORAS_AGENT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-}
 
 fn connection(plain_http: bool) -> Connection {
     Connection {
@@ -107,7 +92,7 @@ fn run(command: Command) -> Result<ExitCode> {
                 &connection(args.transport.plain_http),
             ))?;
             for path in &pulled.placed {
-                tracing::info!("wrote {}", args.output.join(path).display());
+                println!("{}", args.output.join(path).display());
             }
             println!("{}", pulled.digest);
         }
@@ -273,7 +258,12 @@ fn run(command: Command) -> Result<ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.command.debug());
+    let audience = if cli.command.is_pod_role() {
+        logging::Audience::Pod
+    } else {
+        logging::Audience::User
+    };
+    logging::init(audience, cli.command.debug());
     if rustls::crypto::ring::default_provider()
         .install_default()
         .is_err()
@@ -283,7 +273,10 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(code) => code,
         Err(err) => {
-            tracing::error!("{err:#}");
+            match audience {
+                logging::Audience::Pod => tracing::error!("{err:#}"),
+                logging::Audience::User => eprintln!("{}", logging::error_line(&err)),
+            }
             ExitCode::FAILURE
         }
     }

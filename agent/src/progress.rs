@@ -1,62 +1,76 @@
-//! A progress line on a terminal for large transfers; nothing otherwise (the log lines
-//! say what is transferred).
+//! Progress bars on a terminal for large transfers (bytes, rate, time left), one per
+//! blob in flight (`indicatif`); nothing when stderr is not a terminal.
 
-use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::io::IsTerminal;
+use std::sync::OnceLock;
 
-/// Transfers smaller than this get no progress line.
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+/// Transfers smaller than this get no bar.
 const THRESHOLD: u64 = 8 << 20;
-const REDRAW: Duration = Duration::from_millis(200);
-const MIB: f64 = (1u64 << 20) as f64;
+const TEMPLATE: &str = "{msg:24!} [{bar:30}] {binary_bytes:>10}/{binary_total_bytes:10} {binary_bytes_per_sec:>12} eta {eta}";
 
-pub struct Progress {
-    label: String,
-    total: u64,
-    state: Mutex<(u64, Instant)>,
+static BARS: OnceLock<MultiProgress> = OnceLock::new();
+
+/// The bars of the blobs in flight, drawn together below each other.
+fn bars() -> &'static MultiProgress {
+    BARS.get_or_init(MultiProgress::new)
 }
 
-impl Progress {
-    /// A progress line for `total` bytes, when stderr is a terminal and it is large.
-    pub fn start(label: String, total: u64) -> Option<Self> {
-        (total >= THRESHOLD && std::io::stderr().is_terminal()).then(|| Self {
-            label,
-            total,
-            state: Mutex::new((0, Instant::now() - REDRAW)),
-        })
-    }
+/// Stderr for log lines: each is written above the bars, which are drawn again below
+/// it, instead of through them.
+pub struct AboveBars;
 
-    pub fn advance(&self, bytes: u64) {
-        let Ok(mut state) = self.state.lock() else {
-            return;
-        };
-        state.0 += bytes;
-        if state.1.elapsed() >= REDRAW || state.0 >= self.total {
-            state.1 = Instant::now();
-            self.draw(state.0);
+impl std::io::Write for AboveBars {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match BARS.get() {
+            Some(bars) => bars.suspend(|| std::io::stderr().write(buf)),
+            None => std::io::stderr().write(buf),
         }
     }
 
-    fn draw(&self, done: u64) {
-        let percent = if self.total == 0 {
-            100.0
-        } else {
-            done as f64 * 100.0 / self.total as f64
-        };
-        let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "\r{}: {:.1} / {:.1} MiB ({percent:.0}%)\x1b[K",
-            self.label,
-            done as f64 / MIB,
-            self.total as f64 / MIB
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+pub struct Progress {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    /// A bar labelled `label` for `total` bytes, when stderr is a terminal and the
+    /// transfer is large.
+    pub fn start(label: String, total: u64) -> Option<Self> {
+        if total < THRESHOLD || !std::io::stderr().is_terminal() {
+            return None;
+        }
+        // The template is a constant: a mistake in it shows as indicatif's plain bar.
+        let style = ProgressStyle::with_template(TEMPLATE)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        let bar = bars().add(
+            ProgressBar::new(total)
+                .with_style(style)
+                .with_message(label),
         );
-        let _ = err.flush();
+        Some(Self { bar })
+    }
+
+    /// Back to zero, when a transfer starts again after a transient error.
+    pub fn restart(&self) {
+        self.bar.reset();
+    }
+
+    pub fn advance(&self, bytes: u64) {
+        self.bar.inc(bytes);
     }
 }
 
 impl Drop for Progress {
+    /// A finished transfer's bar goes away: the bars left are the transfers in flight,
+    /// and the command's results (on stdout, the same terminal) start on a clean line.
     fn drop(&mut self) {
-        let _ = writeln!(std::io::stderr());
+        self.bar.finish_and_clear();
     }
 }

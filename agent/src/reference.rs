@@ -6,7 +6,7 @@
 use std::fmt;
 
 use oci_client::Reference;
-use oras_contract::reference::{is_path_component, is_tag};
+use oras_contract::reference::{check_digest, check_registry_host, is_path_component, is_tag};
 
 /// A parsed artifact reference, remembering the text the user wrote for messages.
 #[derive(Debug, Clone)]
@@ -33,39 +33,6 @@ fn names_registry(text: &str) -> bool {
         Some((host, _)) => host.contains('.') || host.contains(':') || host == "localhost",
         None => false,
     }
-}
-
-/// `host[:port]`: letters, digits, dots and dashes, then an optional numeric port.
-fn valid_host(host: &str) -> bool {
-    let (name, port) = match host.rsplit_once(':') {
-        Some((name, port)) => (name, Some(port)),
-        None => (host, None),
-    };
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
-        && !name.starts_with(['.', '-'])
-        && port
-            .is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit()))
-}
-
-/// `algorithm:encoded`; sha256 must be 64 lowercase hex digits.
-fn valid_digest(digest: &str) -> bool {
-    let Some((algorithm, encoded)) = digest.split_once(':') else {
-        return false;
-    };
-    let algorithm_ok = !algorithm.is_empty()
-        && algorithm
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+._-".contains(c));
-    let encoded_ok = !encoded.is_empty()
-        && encoded
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "=_-".contains(c));
-    let sha256_ok = algorithm != "sha256"
-        || (encoded.len() == 64 && encoded.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')));
-    algorithm_ok && encoded_ok && sha256_ok
 }
 
 impl ArtifactRef {
@@ -96,9 +63,8 @@ impl ArtifactRef {
         let (host, repository) = name
             .split_once('/')
             .ok_or_else(|| invalid("no repository after the registry"))?;
-        if !valid_host(host) {
-            return Err(invalid("the registry is not host[:port]"));
-        }
+        check_registry_host(host)
+            .map_err(|reason| invalid(&format!("registry {host:?} {reason}")))?;
         if repository.len() > 255 || !repository.split('/').all(is_path_component) {
             return Err(invalid(
                 "the repository must be lowercase path components of letters, digits and . _ -",
@@ -111,12 +77,8 @@ impl ArtifactRef {
                 "the tag must be up to 128 letters, digits, _ . and -",
             ));
         }
-        if let Some(digest) = digest
-            && !valid_digest(digest)
-        {
-            return Err(invalid(
-                "the digest must be algorithm:hex (sha256:<64 hex digits>)",
-            ));
+        if let Some(digest) = digest {
+            check_digest(digest).map_err(|reason| invalid(&format!("it {reason}")))?;
         }
         let (host, repository) = (host.to_string(), repository.to_string());
         let inner = match (tag, digest) {
@@ -228,5 +190,44 @@ mod tests {
     fn repository_form_refuses_a_tag() {
         assert!(ArtifactRef::parse_repository("localhost:5000/a/b").is_ok());
         assert!(ArtifactRef::parse_repository("localhost:5000/a/b:t").is_err());
+    }
+
+    /// The grammar the policy checks too: one table, run by both.
+    #[test]
+    fn registry_hosts_and_digests_follow_the_shared_table() {
+        use oras_contract::reference::cases::{DIGESTS, REGISTRY_HOSTS};
+        for (host, valid) in REGISTRY_HOSTS {
+            // Every host of the table holds a '.' or a ':', so it is read as a registry
+            // (not as a namespace of Docker Hub) and its grammar decides.
+            let reference = format!("{host}/repo:tag");
+            assert_eq!(
+                ArtifactRef::parse(&reference).is_ok(),
+                *valid,
+                "{reference:?}"
+            );
+        }
+        for (digest, valid) in DIGESTS {
+            let reference = format!("localhost:5000/repo@{digest}");
+            assert_eq!(
+                ArtifactRef::parse(&reference).is_ok(),
+                *valid,
+                "{reference:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_registries_and_digests_are_named() {
+        let err = ArtifactRef::parse("localhost:70000/a:b")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("registry \"localhost:70000\" has an invalid port \"70000\""),
+            "{err}"
+        );
+        let err = ArtifactRef::parse("localhost:5000/a@sha256:abc")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid digest \"sha256:abc\""), "{err}");
     }
 }

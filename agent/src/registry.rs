@@ -11,6 +11,9 @@
 //!
 //! Connection refused, time-outs, 5xx and 429 are retried with backoff within
 //! [`RetryPolicy::budget`], then reported with the registry and the reference.
+//! A registry that speaks the other protocol (plain HTTP where HTTPS was asked, or the
+//! reverse) is named at once and never retried: no retry can change its answer, and
+//! no call downgrades or upgrades on its own, not even for a loopback registry.
 
 use std::future::Future;
 use std::path::Path;
@@ -96,6 +99,57 @@ pub enum RegistryError {
     },
     #[error("{reference}: unsupported digest {digest:?} (only sha256 is supported)")]
     UnsupportedDigest { reference: String, digest: String },
+    #[error("{registry} answers plain HTTP: use --plain-http")]
+    AnswersPlainHttp { registry: String },
+    #[error("{registry} answers HTTPS: drop --plain-http")]
+    AnswersHttps { registry: String },
+}
+
+/// The protocol a registry answered with when it was not the one asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WrongProtocol {
+    /// HTTPS was asked; the TLS handshake got a plain-HTTP answer.
+    PlainHttp,
+    /// Plain HTTP was asked; the server speaks TLS.
+    Https,
+}
+
+/// Whether `err` is a TLS handshake that got a plain-HTTP answer: rustls reports it as
+/// a record of an invalid content type (the `H` of `HTTP/1.1`), deep in the error's
+/// sources.
+fn answered_plain_http(err: &OciDistributionError) -> bool {
+    let OciDistributionError::RequestError(err) = err else {
+        return false;
+    };
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(cause) = source {
+        if let Some(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)) =
+            rustls_error(cause)
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// The rustls error `err` is or wraps in (possibly nested) `io::Error`s, whose
+/// `source()` skips what they wrap.
+fn rustls_error<'a>(mut err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    loop {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        let inner = err.downcast_ref::<std::io::Error>()?.get_ref()?;
+        err = inner;
+    }
+}
+
+/// An HTTPS server's answer to a plain-HTTP request: distribution (Go) answers
+/// `400 Client sent an HTTP request to an HTTPS server.`, nginx `400 The plain HTTP
+/// request was sent to HTTPS port`.
+fn is_https_answer(status: u16, body: &str) -> bool {
+    status == 400 && body.to_ascii_lowercase().contains("https")
 }
 
 /// True for errors that may go away: the registry is starting, overloaded or flaky.
@@ -215,6 +269,9 @@ impl Registry {
             Operation::Pull => &[RegistryOperation::Pull],
             Operation::Push => &[RegistryOperation::Pull, RegistryOperation::Push],
         };
+        if plain_http {
+            registry.check_plain_http_answer().await?;
+        }
         let mut token = false;
         for registry_op in ops {
             let auth = registry.auth.clone();
@@ -235,6 +292,67 @@ impl Registry {
 
     pub fn reference(&self) -> &ArtifactRef {
         &self.reference
+    }
+
+    /// With `--plain-http`, ask `/v2/` once ourselves: `oci-client` takes an HTTPS
+    /// server's 400 to a plain-HTTP request for a registry without authentication, and
+    /// some TLS servers answer it with an alert or by closing the connection. An answer
+    /// that is not HTTP is told apart from a registry going down by a TLS handshake.
+    async fn check_plain_http_answer(&self) -> Result<(), RegistryError> {
+        let url = format!("http://{}/v2/", self.reference.oci().resolve_registry());
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(120))
+            .build()
+            .map_err(|e| self.failed("reach", error_chain(&e)))?;
+        let answer = self
+            .with_retry("reach", || async {
+                match client.get(&url).send().await {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        Ok(Some((status, response.text().await.unwrap_or_default())))
+                    }
+                    // Not up (yet): retried.
+                    Err(err) if err.is_connect() || err.is_timeout() => Err(err.into()),
+                    Err(err) => {
+                        tracing::debug!(error = %error_chain(&err), "no HTTP answer to GET /v2/");
+                        Ok(None)
+                    }
+                }
+            })
+            .await?;
+        let https = match answer {
+            Some((status, body)) => is_https_answer(status, &body),
+            None => self.speaks_tls().await,
+        };
+        if https {
+            return Err(self.wrong_protocol(WrongProtocol::Https));
+        }
+        Ok(())
+    }
+
+    /// Whether the registry completes a TLS handshake and answers `GET /v2/` over it.
+    /// Its certificate is not checked: nothing is sent but that request, and the answer
+    /// only decides the message of a failure.
+    async fn speaks_tls(&self) -> bool {
+        let url = format!("https://{}/v2/", self.reference.oci().resolve_registry());
+        let Ok(client) = reqwest::Client::builder()
+            .tls_danger_accept_invalid_certs(true)
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
+            .build()
+        else {
+            return false;
+        };
+        client.get(&url).send().await.is_ok()
+    }
+
+    fn wrong_protocol(&self, answered: WrongProtocol) -> RegistryError {
+        let registry = self.reference.registry().to_string();
+        match answered {
+            WrongProtocol::PlainHttp => RegistryError::AnswersPlainHttp { registry },
+            WrongProtocol::Https => RegistryError::AnswersHttps { registry },
+        }
     }
 
     fn blob_client(&self) -> &Client {
@@ -272,6 +390,10 @@ impl Registry {
         loop {
             match call().await {
                 Ok(value) => return Ok(value),
+                Err(err) if answered_plain_http(&err) => {
+                    tracing::debug!(error = %error_chain(&err), "the registry speaks plain HTTP");
+                    return Err(self.wrong_protocol(WrongProtocol::PlainHttp));
+                }
                 Err(err) if is_transient(&err) => {
                     let elapsed = start.elapsed();
                     if elapsed + delay > self.retry.budget {
@@ -328,6 +450,9 @@ impl Registry {
         let progress = Progress::start(format!("pushing {name}"), size).map(Arc::new);
         self.with_retry(&action, || async {
             let file = tokio::fs::File::open(path).await?;
+            if let Some(progress) = &progress {
+                progress.restart();
+            }
             let progress = progress.clone();
             let stream = tokio_util::io::ReaderStream::with_capacity(file, UPLOAD_READ_SIZE)
                 .inspect_ok(move |chunk| {
@@ -678,6 +803,9 @@ impl Registry {
                         BlobResponse::Full(sized) | BlobResponse::Partial(sized) => sized.stream,
                     }
                 };
+                if let Some(progress) = &progress {
+                    progress.restart();
+                }
                 let mut hasher = Sha256::new();
                 let mut received: u64 = 0;
                 while let Some(chunk) = stream.next().await {

@@ -39,7 +39,11 @@ fn push_then_pull_round_trips_files_and_trees() {
         &["pull", "--plain-http", &reference, "-o", "out"],
         work.path(),
     );
-    assert_eq!(pulled.trim(), digest.trim());
+    // The files it wrote, then the digest.
+    assert_eq!(
+        pulled.lines().collect::<Vec<_>>(),
+        ["out/tree", "out/zero.bin", "out/notes.txt", digest.trim()]
+    );
     assert_eq!(snapshot(&out), snapshot(&src));
     // Nothing else (no temporary files) is left in the target.
     let names: Vec<_> = fs::read_dir(&out)

@@ -1,4 +1,4 @@
-//! The controller's small HTTP server: `/metrics` (Prometheus text), `/healthz` (the
+//! The controller's small HTTP server: `/metrics` (OpenMetrics text), `/healthz` (the
 //! process answers) and `/readyz` (the caches have been listed).
 
 use std::convert::Infallible;
@@ -35,7 +35,7 @@ pub fn route(method: &Method, path: &str, probes: &Probes) -> (StatusCode, &'sta
     match path {
         "/metrics" => (
             StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
+            crate::metrics::CONTENT_TYPE,
             probes.metrics.render(),
         ),
         "/healthz" => (StatusCode::OK, TEXT, "ok\n".into()),
@@ -109,7 +109,7 @@ mod tests {
         assert_eq!(route(&Method::GET, "/readyz", &p).0, StatusCode::OK);
         let (status, content_type, body) = route(&Method::GET, "/metrics", &p);
         assert_eq!(status, StatusCode::OK);
-        assert!(content_type.starts_with("text/plain; version=0.0.4"));
+        assert!(content_type.starts_with("application/openmetrics-text; version=1.0.0"));
         assert!(body.contains("oras_controller_reconciles_total 0"));
         assert_eq!(route(&Method::GET, "/nope", &p).0, StatusCode::NOT_FOUND);
         assert_eq!(

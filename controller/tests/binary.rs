@@ -106,7 +106,18 @@ async fn serves_probes_and_metrics_reconciles_and_stops_on_sigterm() {
     let healthz = get(metrics, "/healthz").await.unwrap();
     assert!(healthz.starts_with("HTTP/1.1 200"), "{healthz}");
     let text = get(metrics, "/metrics").await.unwrap();
-    assert!(text.contains("oras_controller_reconcile_duration_seconds_count 1\n"));
+    for line in [
+        "content-type: application/openmetrics-text; version=1.0.0",
+        "# TYPE oras_controller_reconcile_duration_seconds histogram\n",
+        "oras_controller_reconcile_duration_seconds_bucket{le=\"+Inf\"} 1\n",
+        "oras_controller_reconcile_duration_seconds_count 1\n",
+        "# EOF\n",
+    ] {
+        assert!(
+            text.to_lowercase().contains(&line.to_lowercase()),
+            "{line:?} in:\n{text}"
+        );
+    }
 
     let term = Command::new("kill")
         .arg("-TERM")

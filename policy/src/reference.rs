@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-use oras_contract::reference::{MAX_TAG_LEN, is_path_component, is_tag};
+pub use oras_contract::reference::check_registry_host;
+use oras_contract::reference::{MAX_TAG_LEN, check_digest, is_path_component, is_tag};
 
 const MAX_REPOSITORY_LEN: usize = 255;
 const DEFAULT_TAG: &str = "latest";
@@ -115,84 +116,6 @@ fn check_tag(tag: &str) -> Result<(), String> {
     }
 }
 
-fn check_digest(digest: &str) -> Result<(), String> {
-    let invalid = || {
-        format!("has an invalid digest {digest:?}: expected sha256:<64 hex> or sha512:<128 hex>")
-    };
-    let (algorithm, encoded) = digest.split_once(':').ok_or_else(invalid)?;
-    let expected_len = match algorithm {
-        "sha256" => 64,
-        "sha512" => 128,
-        _ => return Err(invalid()),
-    };
-    let lower_hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
-    if encoded.len() == expected_len && encoded.chars().all(lower_hex) {
-        Ok(())
-    } else {
-        Err(invalid())
-    }
-}
-
-/// Checks a registry written as `host[:port]` (no scheme, no path).
-pub fn check_registry_host(text: &str) -> Result<(), String> {
-    if text.is_empty() {
-        return Err("is empty".into());
-    }
-    if text.contains("://") {
-        return Err("must not have a scheme: write host[:port]".into());
-    }
-    if text.contains('/') {
-        return Err("must not have a path: write host[:port]".into());
-    }
-    let port = if let Some(rest) = text.strip_prefix('[') {
-        let (address, after) = rest
-            .split_once(']')
-            .ok_or("has an unclosed '[' in its IPv6 address")?;
-        if address.is_empty() || !address.chars().all(|c| c.is_ascii_hexdigit() || c == ':') {
-            return Err(format!("has an invalid IPv6 address {address:?}"));
-        }
-        match after {
-            "" => None,
-            _ => Some(
-                after
-                    .strip_prefix(':')
-                    .ok_or("has text after its IPv6 address")?,
-            ),
-        }
-    } else {
-        let (host, port) = match text.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (text, None),
-        };
-        check_hostname(host)?;
-        port
-    };
-    if let Some(port) = port {
-        match port.parse::<u16>() {
-            Ok(p) if p > 0 && port.chars().all(|c| c.is_ascii_digit()) => {}
-            _ => return Err(format!("has an invalid port {port:?}: expected 1-65535")),
-        }
-    }
-    Ok(())
-}
-
-fn check_hostname(host: &str) -> Result<(), String> {
-    let label_ok = |label: &str| {
-        !label.is_empty()
-            && label.len() <= 63
-            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-    };
-    if host.len() <= 253 && host.split('.').all(label_ok) {
-        Ok(())
-    } else {
-        Err(format!(
-            "has an invalid host name {host:?}: use letters, digits, '-' and '.'"
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,29 +204,20 @@ mod tests {
         );
     }
 
+    /// The grammar the agent checks too: one table, run by both.
     #[test]
-    fn registry_hosts() {
-        for good in [
-            "ghcr.io",
-            "localhost:5000",
-            "127.0.0.1:5000",
-            "[::1]:5000",
-            "[fe80::1]",
-        ] {
-            assert!(check_registry_host(good).is_ok(), "{good}");
+    fn registry_hosts_and_digests_follow_the_shared_table() {
+        use oras_contract::reference::cases::{DIGESTS, REGISTRY_HOSTS};
+        for (host, valid) in REGISTRY_HOSTS {
+            assert_eq!(check_registry_host(host).is_ok(), *valid, "{host:?}");
         }
-        for bad in [
-            "",
-            "https://ghcr.io",
-            "ghcr.io/x",
-            "host:0",
-            "host:70000",
-            "host:",
-            "-h",
-            "[::1",
-            "a_b",
-        ] {
-            assert!(check_registry_host(bad).is_err(), "{bad}");
+        for (digest, valid) in DIGESTS {
+            let reference = format!("data@{digest}");
+            assert_eq!(
+                Reference::parse(&reference).is_ok(),
+                *valid,
+                "{reference:?}"
+            );
         }
     }
 }

@@ -1,5 +1,6 @@
 use std::future::Future;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -125,8 +126,21 @@ fn block_on<T>(future: impl Future<Output = Result<T>>) -> Result<T> {
         .block_on(future)
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().command {
+/// Results on stdout; a failure on stderr as one `Error: <causes>` line, exit code 1
+/// (2 for a wrong command line, from clap).
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("Error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<()> {
+    match command {
         Command::PushPolicy {
             plain_http,
             source,

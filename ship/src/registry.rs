@@ -137,26 +137,23 @@ pub struct Repository {
 
 impl Repository {
     /// Reach the registry of `repository` (`host[:port]/path`) and authenticate for
-    /// pushing. A registry that answers plain HTTP when HTTPS was asked is named as such.
+    /// pushing. A registry that speaks the other protocol (plain HTTP when HTTPS was
+    /// asked, or the reverse) is named as such, with the flag to change.
     pub async fn connect(repository: &str, plain_http: bool) -> Result<Self> {
         let reference = parse_repository(repository)?;
+        let registry = reference.registry();
+        if plain_http && answers_https(&reference).await {
+            bail!("{registry} answers HTTPS: drop --plain-http (make: drop PLAIN_HTTP=1)");
+        }
         let client = client(plain_http);
         let auth = auth_from_env();
         for operation in [RegistryOperation::Pull, RegistryOperation::Push] {
             if let Err(error) = client.auth(&reference, &auth, operation).await {
-                let registry = reference.registry();
                 if !plain_http && answers_plain_http(&reference).await {
-                    bail!(
-                        "registry {registry} answers plain HTTP, not HTTPS: pass --plain-http (make: PLAIN_HTTP=1) to push there"
-                    );
+                    bail!("{registry} answers plain HTTP: use --plain-http (make: PLAIN_HTTP=1)");
                 }
-                let hint = if plain_http {
-                    " (plain HTTP was asked: does it only speak HTTPS?)"
-                } else {
-                    ""
-                };
                 return Err(anyhow::Error::new(error))
-                    .with_context(|| format!("cannot reach registry {registry}{hint}"));
+                    .with_context(|| format!("cannot reach registry {registry}"));
             }
         }
         Ok(Self { client, reference })
@@ -224,6 +221,47 @@ impl Repository {
 async fn answers_plain_http(reference: &Reference) -> bool {
     client(true)
         .auth(reference, &RegistryAuth::Anonymous, RegistryOperation::Pull)
+        .await
+        .is_ok()
+}
+
+/// Whether the registry of `reference` answers a plain-HTTP `GET /v2/` as an HTTPS
+/// server does: distribution's (Go's) `400 Client sent an HTTP request to an HTTPS
+/// server.`, nginx's `400 The plain HTTP request was sent to HTTPS port`, or no HTTP
+/// answer at all (an alert, a hang-up) from a server that completes a TLS handshake.
+/// `oci-client` takes the 400 for a registry without authentication.
+async fn answers_https(reference: &Reference) -> bool {
+    let host = reference.resolve_registry();
+    match reqwest::Client::new()
+        .get(format!("http://{host}/v2/"))
+        .send()
+        .await
+    {
+        Ok(response) => {
+            response.status() == reqwest::StatusCode::BAD_REQUEST
+                && response
+                    .text()
+                    .await
+                    .is_ok_and(|body| body.to_ascii_lowercase().contains("https"))
+        }
+        Err(error) if error.is_connect() || error.is_timeout() => false,
+        Err(_) => speaks_tls(host).await,
+    }
+}
+
+/// Whether `host` completes a TLS handshake and answers `GET /v2/` over it. Its
+/// certificate is not checked: nothing is sent but this request, and the answer only
+/// decides the message of a failure.
+async fn speaks_tls(host: &str) -> bool {
+    let Ok(client) = reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .build()
+    else {
+        return false;
+    };
+    client
+        .get(format!("https://{host}/v2/"))
+        .send()
         .await
         .is_ok()
 }

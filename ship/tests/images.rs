@@ -338,7 +338,7 @@ fn a_plain_http_registry_without_plain_http_is_named_and_nothing_is_pushed() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains(&format!(
-            "registry {} answers plain HTTP, not HTTPS: pass --plain-http (make: PLAIN_HTTP=1) to push there",
+            "{} answers plain HTTP: use --plain-http (make: PLAIN_HTTP=1)",
             registry.host()
         )),
         "{stderr}"

@@ -170,3 +170,73 @@ fn push_refuses_a_wasm_without_metadata_and_pushes_nothing() {
         "something was pushed"
     );
 }
+
+/// `ship push-policy` of the annotated policy to `reference`, with `--plain-http` or not.
+fn push_policy_to(reference: &str, plain_http: bool) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let annotated = annotate(dir.path());
+    let mut args = vec!["push-policy"];
+    if plain_http {
+        args.push("--plain-http");
+    }
+    args.extend([annotated.to_str().unwrap(), reference]);
+    let output = policy_tool(&args);
+    assert!(output.stdout.is_empty(), "nothing reported as pushed");
+    // One `Error: <causes>` line, as a command-line tool says it.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("Error: "), "{stderr}");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
+#[test]
+fn push_to_a_plain_http_registry_without_plain_http_names_the_make_variable() {
+    let registry = Registry::start().unwrap();
+    let (code, stderr) = push_policy_to(&registry.reference(&format!("{REPOSITORY}:v0")), false);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{} answers plain HTTP: use --plain-http (make: PLAIN_HTTP=1)",
+            registry.host()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        registry.catalog().unwrap().is_empty(),
+        "something was pushed"
+    );
+}
+
+#[test]
+fn push_with_plain_http_to_an_https_registry_says_to_drop_it() {
+    let ca = oras_testkit::tls::TestCa::new("oras-ship-test-ca").unwrap();
+    let cert = ca.serving_cert("127.0.0.1", &["127.0.0.1"]).unwrap();
+    let registry = Registry::start_with_tls(&cert).unwrap();
+    let (code, stderr) = push_policy_to(&registry.reference(&format!("{REPOSITORY}:v0")), true);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{} answers HTTPS: drop --plain-http (make: drop PLAIN_HTTP=1)",
+            registry.host()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn push_with_plain_http_to_a_tls_server_that_hangs_up_says_to_drop_it() {
+    let ca = oras_testkit::tls::TestCa::new("oras-ship-test-ca").unwrap();
+    let server = oras_testkit::tls::OpenSslServer::start(&ca);
+    let (code, stderr) = push_policy_to(&format!("{}/{REPOSITORY}:v0", server.host()), true);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{} answers HTTPS: drop --plain-http (make: drop PLAIN_HTTP=1)",
+            server.host()
+        )),
+        "{stderr}"
+    );
+}

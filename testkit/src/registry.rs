@@ -76,7 +76,13 @@ pub struct Registry {
     storage: tempfile::TempDir,
     config: PathBuf,
     log: PathBuf,
+    /// The serving certificate and key of a registry that speaks HTTPS.
+    certificates: Option<tempfile::TempDir>,
 }
+
+/// Distribution's variable naming the serving certificate: set, the registry speaks
+/// only HTTPS.
+const TLS_CERTIFICATE_ENV: &str = "REGISTRY_HTTP_TLS_CERTIFICATE";
 
 impl Registry {
     /// Starts a registry on a free port and waits until it answers.
@@ -115,6 +121,33 @@ impl Registry {
     /// registry on `127.0.0.1:<port>` (`REGISTRY_HTTP_ADDR`), where readiness is checked.
     pub fn start_with_env(binary: &Path, port: u16, env: Vec<(String, String)>) -> Result<Self> {
         Self::start_full(binary, port, None, env)
+    }
+
+    /// Starts a registry on a free port that speaks only HTTPS, with `cert` (from a
+    /// [`crate::tls::TestCa`]) as its serving certificate.
+    pub fn start_with_tls(cert: &crate::tls::ServingCert) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("oras-test-registry-tls.")
+            .tempdir()
+            .map_err(io_error("create the registry's certificate directory"))?;
+        let cert_path = dir.path().join("registry.crt");
+        let key_path = dir.path().join("registry.key");
+        std::fs::write(&cert_path, &cert.cert_pem)
+            .map_err(io_error("write the registry's certificate"))?;
+        std::fs::write(&key_path, &cert.key_pem).map_err(io_error("write the registry's key"))?;
+        let env = vec![
+            (
+                TLS_CERTIFICATE_ENV.to_string(),
+                cert_path.display().to_string(),
+            ),
+            (
+                "REGISTRY_HTTP_TLS_KEY".to_string(),
+                key_path.display().to_string(),
+            ),
+        ];
+        let mut registry = Self::start_full(Path::new(REGISTRY_BINARY), free_port()?, None, env)?;
+        registry.certificates = Some(dir);
+        Ok(registry)
     }
 
     fn start_configured(port: u16, htpasswd_line: Option<&str>) -> Result<Self> {
@@ -164,6 +197,7 @@ impl Registry {
             storage,
             config,
             log,
+            certificates: None,
         };
         registry.restart()?;
         Ok(registry)
@@ -218,9 +252,15 @@ impl Registry {
                     log: self.log(),
                 });
             }
-            // 401 is the answer of a registry that requires authentication.
-            if let Ok((200 | 401, _, _)) = http(self.port, "GET", "/v2/", &[], &[]) {
-                return Ok(());
+            // 401 is the answer of a registry that requires authentication; 400 that of
+            // one that speaks only HTTPS to this plain-HTTP request.
+            let tls = self.env.iter().any(|(name, _)| name == TLS_CERTIFICATE_ENV);
+            match http(self.port, "GET", "/v2/", &[], &[]) {
+                Ok((200 | 401, _, _)) if !tls => return Ok(()),
+                Ok((400, _, body)) if tls && String::from_utf8_lossy(&body).contains("HTTPS") => {
+                    return Ok(());
+                }
+                _ => {}
             }
             if Instant::now() >= deadline {
                 self.stop();

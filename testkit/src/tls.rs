@@ -85,3 +85,68 @@ pub fn public_key_pem(private_key_pem: &str) -> Result<String, TlsError> {
             source,
         })
 }
+
+/// OpenSSL's TLS test server (`openssl s_server -www`) on a free port of 127.0.0.1,
+/// serving a certificate of `ca`: a TLS server that closes a plain-HTTP connection
+/// without an HTTP answer (where distribution answers 400). Killed on drop.
+pub struct OpenSslServer {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl OpenSslServer {
+    /// Starts the server and waits until it accepts connections. Panics, naming the
+    /// cause, when it cannot (the test cannot run without it).
+    pub fn start(ca: &TestCa) -> Self {
+        let cert = ca
+            .serving_cert("127.0.0.1", &["127.0.0.1"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert_path, &cert.cert_pem).expect("write the certificate");
+        std::fs::write(&key_path, &cert.key_pem).expect("write the key");
+        let port = crate::registry::free_port().expect("a free port on 127.0.0.1");
+        let child = std::process::Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(&cert_path)
+            .arg("-key")
+            .arg(&key_path)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run openssl s_server (Debian's openssl package)");
+        let mut server = Self {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("openssl s_server on 127.0.0.1:{port} exited with {status}");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "openssl s_server did not listen on 127.0.0.1:{port} within 10 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        server
+    }
+
+    /// `127.0.0.1:<port>`
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for OpenSslServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -77,6 +77,16 @@ impl TestRegistry {
         walk(&self.inner.storage_dir())
     }
 
+    /// A registry that speaks only HTTPS, serving a certificate of a throw-away CA.
+    pub fn start_with_tls() -> Self {
+        let ca =
+            oras_testkit::tls::TestCa::new("oras-agent-test-ca").unwrap_or_else(|e| panic!("{e}"));
+        let cert = ca
+            .serving_cert("127.0.0.1", &["127.0.0.1"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        Self::wrap(Registry::start_with_tls(&cert))
+    }
+
     pub fn start_on(port: u16) -> Self {
         Self::wrap(Registry::start_on(port))
     }
