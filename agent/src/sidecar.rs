@@ -13,7 +13,6 @@ use signal_hook::consts::signal::{SIGINT, SIGTERM};
 use crate::credentials::Operation;
 use crate::provenance::{self, Provenance, attestation};
 use crate::reference::ArtifactRef;
-use crate::registry::Registry;
 use crate::share::{self, PushRecord, ShareDir, Waited};
 use crate::transfer::{self, Connection, PushSource};
 
@@ -194,13 +193,10 @@ fn push_outputs(options: &SidecarOptions, code: i32) -> Result<String> {
             &argv,
         );
         let attached = async {
-            let registry = Registry::connect(
-                &options.output,
-                Operation::Push,
-                options.connection.plain_http,
-                options.connection.retry,
-            )
-            .await?;
+            let registry = options
+                .connection
+                .open(&options.output, Operation::Push)
+                .await?;
             attestation::attach(&registry, &pushed, &statement).await
         }
         .await

@@ -29,6 +29,17 @@ pub struct Connection {
     pub retry: RetryPolicy,
 }
 
+impl Connection {
+    /// The registry of `reference`, authenticated for `operation`.
+    pub async fn open(
+        &self,
+        reference: &ArtifactRef,
+        operation: Operation,
+    ) -> Result<Registry, RegistryError> {
+        Registry::connect(reference, operation, self.plain_http, self.retry).await
+    }
+}
+
 /// Where a layer's bytes are on disk.
 enum Blob {
     File(PathBuf),
@@ -100,12 +111,7 @@ pub async fn push(
             .map(|source| prepare(source, &temp))
             .collect::<Result<Vec<_>>>()
     });
-    let connecting = Registry::connect(
-        reference,
-        Operation::Push,
-        connection.plain_http,
-        connection.retry,
-    );
+    let connecting = connection.open(reference, Operation::Push);
     let (layers, registry) = tokio::join!(packing, connecting);
     let layers = layers.context("the packing task failed")??;
     let registry = registry?;
@@ -275,13 +281,7 @@ fn place(
 
 /// List the tags of the repository `reference`.
 pub async fn tags(reference: &ArtifactRef, connection: &Connection) -> Result<Vec<String>> {
-    let registry = Registry::connect(
-        reference,
-        Operation::Pull,
-        connection.plain_http,
-        connection.retry,
-    )
-    .await?;
+    let registry = connection.open(reference, Operation::Pull).await?;
     Ok(registry.list_tags().await?)
 }
 
@@ -290,13 +290,7 @@ async fn open_manifest(
     reference: &ArtifactRef,
     connection: &Connection,
 ) -> Result<(Registry, layout::Manifest, String)> {
-    let registry = Registry::connect(
-        reference,
-        Operation::Pull,
-        connection.plain_http,
-        connection.retry,
-    )
-    .await?;
+    let registry = connection.open(reference, Operation::Pull).await?;
     let (body, digest) = registry
         .pull_manifest(&[
             layout::MANIFEST_MEDIA_TYPE,
@@ -340,8 +334,11 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let retry = RetryPolicy {
-            budget: std::time::Duration::from_secs(5),
+        let connection = Connection {
+            plain_http: true,
+            retry: RetryPolicy {
+                budget: std::time::Duration::from_secs(5),
+            },
         };
         let layers = vec![prepare(&source, work.path()).unwrap()];
         let body = serde_json::to_vec(&layout::build_manifest(
@@ -349,7 +346,7 @@ mod tests {
             BTreeMap::new(),
         ))
         .unwrap();
-        let connect = || Registry::connect(&reference, Operation::Push, true, retry);
+        let connect = || connection.open(&reference, Operation::Push);
         let layer = layers[0].0.digest.clone();
 
         runtime.block_on(async {

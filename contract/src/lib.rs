@@ -7,6 +7,7 @@
 
 pub mod agent_args;
 pub mod annotations;
+pub mod credentials;
 pub mod kubernetes;
 pub mod pod;
 pub mod provenance;

@@ -9,12 +9,9 @@ use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
+use oras_contract::credentials::Operation;
 use oras_contract::reference::is_path_component;
 use sha2::{Digest, Sha256};
-
-/// Environment variables holding push credentials (the agent's names).
-pub const USER_ENV: &str = "ORAS_USER";
-pub const PASSWORD_ENV: &str = "ORAS_PUSH_PASS";
 
 /// Content to push: its bytes, media type and descriptor annotations; the digest is
 /// computed once.
@@ -61,11 +58,16 @@ pub fn sha256_digest(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))
 }
 
-/// Credentials from `ORAS_USER` / `ORAS_PUSH_PASS`, else anonymous.
-fn auth_from_env() -> RegistryAuth {
-    match (std::env::var(USER_ENV), std::env::var(PASSWORD_ENV)) {
-        (Ok(user), Ok(password)) => RegistryAuth::Basic(user, password),
-        _ => RegistryAuth::Anonymous,
+/// Push credentials for `registry`, found as the agent finds them: `ORAS_USER` with
+/// `ORAS_PUSH_PASS`, else the Docker config's `auths`, else anonymous.
+fn push_auth(registry: &str) -> RegistryAuth {
+    let resolved = oras_contract::credentials::resolve(registry, Operation::Push);
+    for warning in &resolved.warnings {
+        eprintln!("warning: {warning}");
+    }
+    match resolved.basic {
+        Some((user, password)) => RegistryAuth::Basic(user, password),
+        None => RegistryAuth::Anonymous,
     }
 }
 
@@ -146,7 +148,7 @@ impl Repository {
             bail!("{registry} answers HTTPS: drop --plain-http (make: drop PLAIN_HTTP=1)");
         }
         let client = client(plain_http);
-        let auth = auth_from_env();
+        let auth = push_auth(registry);
         for operation in [RegistryOperation::Pull, RegistryOperation::Push] {
             if let Err(error) = client.auth(&reference, &auth, operation).await {
                 if !plain_http && answers_plain_http(&reference).await {

@@ -240,3 +240,86 @@ fn push_with_plain_http_to_a_tls_server_that_hangs_up_says_to_drop_it() {
         "{stderr}"
     );
 }
+
+/// `tester` / `secret-pw` (bcrypt, cost 5), as in the agent's tests.
+const HTPASSWD: &str = "tester:$2a$05$bFEgJ/qAgs4j/2chSV6zn.GO9m7XPu/X/L2xZlVH2XQGFEiYXxafW";
+
+/// `ship push-policy` finds credentials as the agent does (one implementation,
+/// `oras_contract::credentials`): none is refused, the Docker config's `auths` entry for
+/// the registry works, `ORAS_USER` with `ORAS_PUSH_PASS` works.
+#[test]
+fn push_reads_the_docker_config_as_the_agent_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let annotated = annotate(dir.path());
+    let registry = Registry::start_with_htpasswd(HTPASSWD).unwrap();
+    let reference = registry.reference(&format!("{REPOSITORY}:v1"));
+    let push = |env: &[(&str, String)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ship"));
+        command
+            .current_dir(workspace::root())
+            .args([
+                "push-policy",
+                "--plain-http",
+                annotated.to_str().unwrap(),
+                &reference,
+            ])
+            .env_remove("ORAS_USER")
+            .env_remove("ORAS_PUSH_PASS")
+            .env("DOCKER_CONFIG", dir.path().join("no-docker-config"));
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command.output().unwrap()
+    };
+
+    // The tags, read as `tester` (base64 of `tester:secret-pw`).
+    let tags = || {
+        let (status, _, body) = registry
+            .request(
+                "GET",
+                &format!("/v2/{REPOSITORY}/tags/list"),
+                &[("Authorization", "Basic dGVzdGVyOnNlY3JldC1wdw==")],
+                &[],
+            )
+            .unwrap();
+        match status {
+            404 => Value::Null,
+            200 => serde_json::from_slice::<Value>(&body).unwrap()["tags"].clone(),
+            other => panic!("tags: {other}"),
+        }
+    };
+
+    let anonymous = push(&[]);
+    assert!(!anonymous.status.success());
+    let stderr = String::from_utf8_lossy(&anonymous.stderr);
+    assert!(stderr.starts_with("Error: "), "{stderr}");
+    assert_eq!(tags(), Value::Null, "nothing pushed");
+
+    let docker = dir.path().join("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    std::fs::write(
+        docker.join("config.json"),
+        format!(
+            r#"{{"auths":{{"http://{}":{{"username":"tester","password":"secret-pw"}}}}}}"#,
+            registry.host()
+        ),
+    )
+    .unwrap();
+    let from_config = push(&[("DOCKER_CONFIG", docker.display().to_string())]);
+    assert!(
+        from_config.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_config.stderr)
+    );
+    assert_eq!(tags(), json!(["v1"]));
+
+    let from_env = push(&[
+        ("ORAS_USER", "tester".to_string()),
+        ("ORAS_PUSH_PASS", "secret-pw".to_string()),
+    ]);
+    assert!(
+        from_env.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_env.stderr)
+    );
+}

@@ -110,13 +110,7 @@ pub async fn run(
         bail!("prune needs a policy: --keep-last N and/or --max-age DURATION");
     }
     let any = ArtifactRef::parse(&format!("{}/catalog", target.registry))?;
-    let registry = Registry::connect(
-        &any,
-        Operation::Pull,
-        connection.plain_http,
-        connection.retry,
-    )
-    .await?;
+    let registry = connection.open(&any, Operation::Pull).await?;
     let repositories: Vec<String> = registry
         .catalog()
         .await?
@@ -151,13 +145,7 @@ async fn prune_repository(
     report: &mut Report,
 ) -> Result<()> {
     let reference = ArtifactRef::parse(&format!("{host}/{repository}"))?;
-    let registry = Registry::connect(
-        &reference,
-        Operation::Push,
-        connection.plain_http,
-        connection.retry,
-    )
-    .await?;
+    let registry = connection.open(&reference, Operation::Push).await?;
     let mut tagged = Vec::new();
     let mut bodies: BTreeMap<String, Value> = BTreeMap::new();
     for tag in registry.list_tags().await? {
@@ -312,9 +300,7 @@ mod tests {
             },
         };
         let found = runtime.block_on(async {
-            let client = Registry::connect(&reference, Operation::Push, true, connection.retry)
-                .await
-                .unwrap();
+            let client = connection.open(&reference, Operation::Push).await.unwrap();
             let (_, digest) = client.pull_manifest_of("old", ACCEPTED).await.unwrap();
             let listed = BTreeSet::from(["old"]);
             let before = new_tag_on(&client, &listed, &digest).await.unwrap();
