@@ -23,7 +23,7 @@ pub fn init_container(
     let command = InitCommand {
         share: SHARE_MOUNT_PATH.to_string(),
         inputs: plan.inputs.clone(),
-        unpack: plan.unpack,
+        unpack: plan.step.unpack,
         memoize,
         transport: transport(plan),
     };
@@ -51,7 +51,7 @@ pub fn sidecar_container(
         output: output.to_string(),
         image: launcher.image.clone(),
         command_digest: Some(launcher.command_digest.clone()),
-        push_on_failure: plan.push_on_failure,
+        push_on_failure: plan.step.push_on_failure,
         transport: transport(plan),
     };
     let mut container = agent_container(SIDECAR_CONTAINER, command.argv(), plan, resources);
@@ -71,7 +71,7 @@ pub fn share_mount() -> Value {
 fn transport(plan: &Plan) -> Transport {
     Transport {
         plain_http: plan.plain_http,
-        debug: plan.debug,
+        debug: plan.step.debug,
     }
 }
 
@@ -98,7 +98,7 @@ fn agent_container(
     if let Some(secret) = &plan.cache_credentials {
         env_from.push(json!({"secretRef": {"name": secret, "optional": true}}));
     }
-    if let Some(secret) = &plan.oras_env {
+    if let Some(secret) = &plan.step.oras_env {
         env_from.push(json!({"secretRef": {"name": secret}}));
     }
     if !env_from.is_empty() {
@@ -134,6 +134,7 @@ fn restricted_security_context() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::annotations::StepOptions;
 
     fn plan() -> Plan {
         Plan {
@@ -141,17 +142,13 @@ mod tests {
             plain_http: true,
             inputs: vec!["r:5000/a:1".into()],
             output: Some("r:5000/b:2".into()),
-            input_path: None,
-            output_path: Some("out".into()),
-            output_pipe: None,
-            container: None,
-            oras_env: None,
+            step: StepOptions {
+                output_path: Some("out".into()),
+                unpack: true,
+                ..StepOptions::default()
+            },
             cache_credentials: None,
             agent_image: "agent:1".into(),
-            unpack: true,
-            debug: false,
-            push_on_failure: false,
-            memoize: false,
         }
     }
 
@@ -185,8 +182,8 @@ mod tests {
     #[test]
     fn the_sidecar_restarts_always_and_gets_the_credentials() {
         let mut plan = plan();
-        plan.oras_env = Some("oras-env".into());
-        plan.push_on_failure = true;
+        plan.step.oras_env = Some("oras-env".into());
+        plan.step.push_on_failure = true;
         let launcher = Launcher {
             image: Some("python:3.12".into()),
             command_digest: "sha256:ab".into(),
@@ -225,7 +222,7 @@ mod tests {
             init["envFrom"],
             json!([{"secretRef": {"name": "oras-credentials", "optional": true}}])
         );
-        plan.oras_env = Some("oras-env".into());
+        plan.step.oras_env = Some("oras-env".into());
         let sidecar = sidecar_container(
             &plan,
             "r:5000/b:2",

@@ -22,19 +22,27 @@ pub struct OrasAnnotations {
     /// Inputs in application order: `input-uri` first, then `input-uri_1`, `input-uri_2`...
     pub inputs: Vec<Reference>,
     pub output: Option<Reference>,
+    pub registry: Option<String>,
+    pub agent_image: Option<String>,
+    /// What the step asks of the agents, carried into the plan as it is.
+    pub step: StepOptions,
+    /// Things the user should know about but that do not stop the pod.
+    pub warnings: Vec<String>,
+}
+
+/// The annotations the plan takes over unchanged: where the application reads and writes,
+/// which container it is, and how the agents behave.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepOptions {
     pub input_path: Option<String>,
     pub output_path: Option<String>,
     pub output_pipe: Option<String>,
     pub container: Option<String>,
-    pub registry: Option<String>,
     pub oras_env: Option<String>,
-    pub agent_image: Option<String>,
     pub unpack: bool,
     pub debug: bool,
     pub push_on_failure: bool,
     pub memoize: bool,
-    /// Things the user should know about but that do not stop the pod.
-    pub warnings: Vec<String>,
 }
 
 /// Reads the contract's annotations from `annotations` (an object's
@@ -45,7 +53,10 @@ pub fn read(annotations: Option<&Map<String, Value>>) -> Result<Option<OrasAnnot
     };
     let mut found = false;
     let mut read = OrasAnnotations {
-        unpack: true,
+        step: StepOptions {
+            unpack: true,
+            ..StepOptions::default()
+        },
         ..OrasAnnotations::default()
     };
     let mut numbered_inputs: Vec<(u32, &str, Reference)> = Vec::new();
@@ -83,28 +94,28 @@ pub fn read(annotations: Option<&Map<String, Value>>) -> Result<Option<OrasAnnot
                 numbered_inputs.push((0, key, Reference::parse(value).map_err(|p| bad(&p))?))
             }
             keys::OUTPUT_URI => read.output = Some(Reference::parse(value).map_err(|p| bad(&p))?),
-            keys::INPUT_PATH => read.input_path = Some(path(value).map_err(|p| bad(&p))?),
-            keys::OUTPUT_PATH => read.output_path = Some(path(value).map_err(|p| bad(&p))?),
-            keys::OUTPUT_PIPE => read.output_pipe = Some(path(value).map_err(|p| bad(&p))?),
-            keys::CONTAINER => read.container = Some(value.to_string()),
+            keys::INPUT_PATH => read.step.input_path = Some(path(value).map_err(|p| bad(&p))?),
+            keys::OUTPUT_PATH => read.step.output_path = Some(path(value).map_err(|p| bad(&p))?),
+            keys::OUTPUT_PIPE => read.step.output_pipe = Some(path(value).map_err(|p| bad(&p))?),
+            keys::CONTAINER => read.step.container = Some(value.to_string()),
             keys::REGISTRY => {
                 check_registry_host(value).map_err(|p| bad(&p))?;
                 read.registry = Some(value.to_string());
             }
             keys::ORAS_ENV => {
                 check_dns_subdomain(value).map_err(|p| bad(&p))?;
-                read.oras_env = Some(value.to_string());
+                read.step.oras_env = Some(value.to_string());
             }
             keys::ORAS_CONTAINER => {
                 check_image(value).map_err(|p| bad(&p))?;
                 read.agent_image = Some(value.to_string());
             }
-            keys::UNPACK => read.unpack = parse_bool(value).map_err(|p| bad(&p))?,
-            keys::DEBUG => read.debug = parse_bool(value).map_err(|p| bad(&p))?,
+            keys::UNPACK => read.step.unpack = parse_bool(value).map_err(|p| bad(&p))?,
+            keys::DEBUG => read.step.debug = parse_bool(value).map_err(|p| bad(&p))?,
             keys::PUSH_ON_FAILURE => {
-                read.push_on_failure = parse_bool(value).map_err(|p| bad(&p))?
+                read.step.push_on_failure = parse_bool(value).map_err(|p| bad(&p))?
             }
-            keys::MEMOIZE => read.memoize = parse_bool(value).map_err(|p| bad(&p))?,
+            keys::MEMOIZE => read.step.memoize = parse_bool(value).map_err(|p| bad(&p))?,
             keys::ENTRYPOINT | keys::ORAS_ENTRYPOINT => read.warnings.push(format!(
                 "annotation {key} is ignored: oras-operator no longer downloads scripts at pod start"
             )),
@@ -121,7 +132,7 @@ pub fn read(annotations: Option<&Map<String, Value>>) -> Result<Option<OrasAnnot
         return Ok(None);
     }
     read.inputs = order_inputs(numbered_inputs)?;
-    match (&read.output, &read.output_path) {
+    match (&read.output, &read.step.output_path) {
         (Some(output), None) => {
             return Err(format!(
                 "annotation {}={} needs {} too: name the file or directory to push",
@@ -244,9 +255,9 @@ mod tests {
         let read = read_json(json!({"oras.converged-computing.github.io/input-uri": "a/b:c"}))
             .unwrap()
             .unwrap();
-        assert!(read.unpack);
-        assert!(!read.debug);
-        assert!(!read.push_on_failure);
+        assert!(read.step.unpack);
+        assert!(!read.step.debug);
+        assert!(!read.step.push_on_failure);
         assert_eq!(read.cache, None);
         assert_eq!(refs(&read), ["a/b:c"]);
     }
@@ -434,6 +445,6 @@ mod tests {
         }))
         .unwrap()
         .unwrap();
-        assert!(!read.unpack && read.debug && read.push_on_failure && read.injected);
+        assert!(!read.step.unpack && read.step.debug && read.step.push_on_failure && read.injected);
     }
 }

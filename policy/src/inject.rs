@@ -61,7 +61,7 @@ pub fn inject(
             .map(str::to_string),
         command_digest: command_digest(&launch.command),
     };
-    let memoize = match (&plan.output, plan.memoize) {
+    let memoize = match (&plan.output, plan.step.memoize) {
         (Some(output), true) => Some(MemoizeKey {
             output: output.clone(),
             image: recorded.image.clone().unwrap_or_default(),
@@ -113,7 +113,7 @@ fn launcher_index(names: &[String], plan: &Plan) -> Result<usize, String> {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    match &plan.container {
+    match &plan.step.container {
         Some(wanted) => names.iter().position(|n| n == wanted).ok_or_else(|| {
             format!(
                 "annotation {}={wanted:?} names no container of the pod; its containers are {}",
@@ -156,20 +156,20 @@ fn launch_command(
     let command = argv_of("command")?;
     let args = argv_of("args")?;
 
-    if plan.input_path.as_deref() == Some("/") {
+    if plan.step.input_path.as_deref() == Some("/") {
         return Err(format!(
             "annotation {}=\"/\" would place inputs over the container's root; name a directory",
             keys::key(keys::INPUT_PATH)
         ));
     }
-    if plan.output_path.as_deref() == Some("/") {
+    if plan.step.output_path.as_deref() == Some("/") {
         return Err(format!(
             "annotation {}=\"/\" would push the container's whole root; name a file or directory",
             keys::key(keys::OUTPUT_PATH)
         ));
     }
     let working_dir = container.get("workingDir").and_then(Value::as_str);
-    if plan.input_path.is_none() && !plan.inputs.is_empty() && working_dir == Some("/") {
+    if plan.step.input_path.is_none() && !plan.inputs.is_empty() && working_dir == Some("/") {
         return Err(format!(
             "container {name:?} works in \"/\", where inputs would be placed; set annotation {} or the container's workingDir",
             keys::key(keys::INPUT_PATH)
@@ -192,12 +192,12 @@ fn launch_command(
     };
     Ok(LaunchCommand {
         share: SHARE_MOUNT_PATH.to_string(),
-        input_path: plan.input_path.clone(),
-        output_path: plan.output_path.clone(),
-        output_pipe: plan.output_pipe.clone(),
-        push_on_failure: plan.push_on_failure,
+        input_path: plan.step.input_path.clone(),
+        output_path: plan.step.output_path.clone(),
+        output_pipe: plan.step.output_pipe.clone(),
+        push_on_failure: plan.step.push_on_failure,
         wait_push: plan.output.is_some(),
-        debug: plan.debug,
+        debug: plan.step.debug,
         command,
     })
 }

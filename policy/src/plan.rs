@@ -4,7 +4,7 @@
 use oras_contract::annotations as keys;
 use oras_contract::pod::{CACHE_PORT, credentials_secret};
 
-use crate::annotations::OrasAnnotations;
+use crate::annotations::{OrasAnnotations, StepOptions};
 use crate::settings::Settings;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,21 +16,13 @@ pub struct Plan {
     pub inputs: Vec<String>,
     /// Fully qualified output reference.
     pub output: Option<String>,
-    pub input_path: Option<String>,
-    pub output_path: Option<String>,
-    pub output_pipe: Option<String>,
-    pub container: Option<String>,
-    pub oras_env: Option<String>,
+    /// The step's own choices, as the annotations say them.
+    pub step: StepOptions,
     /// The in-namespace cache's generated credentials (`<cache>-credentials`), given to
     /// the agents as an optional Secret; unset when a `registry` annotation names
     /// another registry, which must never receive the cache's credentials.
     pub cache_credentials: Option<String>,
     pub agent_image: String,
-    pub unpack: bool,
-    pub debug: bool,
-    pub push_on_failure: bool,
-    /// Skip the application when the output already records this run.
-    pub memoize: bool,
 }
 
 impl Plan {
@@ -65,7 +57,7 @@ impl Plan {
                 )
             }
         };
-        if annotations.memoize && annotations.output.is_none() {
+        if annotations.step.memoize && annotations.output.is_none() {
             return Err(format!(
                 "annotation {}=\"true\" needs {}: memoization compares this run with the existing output",
                 keys::key(keys::MEMOIZE),
@@ -81,20 +73,12 @@ impl Plan {
             output: annotations.output.as_ref().map(|r| r.qualified(&registry)),
             registry,
             plain_http,
-            input_path: annotations.input_path.clone(),
-            output_path: annotations.output_path.clone(),
-            output_pipe: annotations.output_pipe.clone(),
-            container: annotations.container.clone(),
-            oras_env: annotations.oras_env.clone(),
+            step: annotations.step.clone(),
             cache_credentials,
             agent_image: annotations
                 .agent_image
                 .clone()
                 .unwrap_or_else(|| settings.agent_image.clone()),
-            unpack: annotations.unpack,
-            debug: annotations.debug,
-            push_on_failure: annotations.push_on_failure,
-            memoize: annotations.memoize,
         })
     }
 }
@@ -110,7 +94,10 @@ mod tests {
             cache: cache.map(str::to_string),
             inputs: vec![Reference::parse("a/b:in").unwrap()],
             output: Some(Reference::parse("a/b").unwrap()),
-            unpack: true,
+            step: StepOptions {
+                unpack: true,
+                ..StepOptions::default()
+            },
             ..OrasAnnotations::default()
         }
     }
