@@ -192,6 +192,21 @@ pub fn finished(pod: &Pod, component: &str) -> Option<Finished> {
     })
 }
 
+/// The newest of the runs read from `pods` and the one the status `recorded` before (a
+/// run stays in the status after its Job is gone).
+pub fn newest<R: Clone>(
+    pods: &[Pod],
+    run_of: impl Fn(&Pod) -> Option<R>,
+    recorded: Option<&R>,
+    time: impl Fn(&R) -> &str,
+) -> Option<R> {
+    // RFC 3339 in UTC with the same precision: the text orders as the time.
+    pods.iter()
+        .filter_map(run_of)
+        .chain(recorded.cloned())
+        .max_by(|a, b| time(a).cmp(time(b)))
+}
+
 /// A failed run's message: the end of its log, at most [`MESSAGE_LIMIT`] bytes.
 pub fn failure_message(log: &str, exit_code: i32) -> String {
     if log.is_empty() {

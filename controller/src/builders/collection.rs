@@ -249,12 +249,8 @@ pub fn status(
     previous: Option<&CollectionStatus>,
 ) -> Option<CollectionStatus> {
     let collect = garbage_collect(cache)?;
-    let recorded = previous.and_then(|p| p.last_collection.clone());
-    let last_collection = pods
-        .iter()
-        .filter_map(collection_run)
-        .chain(recorded)
-        .max_by(|a, b| a.time.cmp(&b.time));
+    let recorded = previous.and_then(|p| p.last_collection.as_ref());
+    let last_collection = agent_job::newest(pods, collection_run, recorded, |run| &run.time);
     Some(CollectionStatus {
         cron_job: collect_job_name(cache),
         schedule: collect.schedule.trim().to_string(),

@@ -116,13 +116,8 @@ pub fn status(
     previous: Option<&RetentionStatus>,
 ) -> Option<RetentionStatus> {
     let retention = cache.spec.retention.as_ref()?;
-    let recorded = previous.and_then(|p| p.last_prune.clone());
-    // RFC 3339 in UTC with the same precision: the text orders as the time.
-    let last_prune = pods
-        .iter()
-        .filter_map(prune_run)
-        .chain(recorded)
-        .max_by(|a, b| a.time.cmp(&b.time));
+    let recorded = previous.and_then(|p| p.last_prune.as_ref());
+    let last_prune = agent_job::newest(pods, prune_run, recorded, |run| &run.time);
     Some(RetentionStatus {
         cron_job: prune_job_name(cache),
         schedule: retention.schedule.trim().to_string(),
