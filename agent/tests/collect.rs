@@ -85,19 +85,7 @@ impl Supervisor {
     }
 
     fn stored_bytes(&self) -> u64 {
-        fn walk(dir: &Path) -> u64 {
-            std::fs::read_dir(dir).map_or(0, |entries| {
-                entries
-                    .flatten()
-                    .map(|e| match e.file_type() {
-                        Ok(t) if t.is_dir() => walk(&e.path()),
-                        Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
-                        _ => 0,
-                    })
-                    .sum()
-            })
-        }
-        walk(&self.storage)
+        dir_bytes(&self.storage)
     }
 
     /// SIGTERM; the exit status.

@@ -49,6 +49,36 @@ async fn within<T>(future: impl Future<Output = T>) -> T {
         .expect("the controller stops")
 }
 
+/// The controller running in this process against a fake API server.
+struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    fn start(api: &FakeApi) -> Self {
+        let ctx = Arc::new(Context::new(
+            api.client(),
+            Settings::default(),
+            Arc::new(Metrics::default()),
+            None,
+        ));
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(controller::run(
+            ctx,
+            Arc::new(AtomicBool::new(false)),
+            Shutdown::On(stopped),
+        ));
+        Self { stop, task }
+    }
+
+    /// Stops it and waits until it has.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        within(self.task).await.expect("the controller task");
+    }
+}
+
 #[tokio::test]
 async fn watch_events_drive_reconciles_and_own_writes_do_not() {
     let api = FakeApi::start(3).await;
@@ -159,18 +189,7 @@ fn secret_text(secret: &Value, key: &str) -> String {
 #[tokio::test]
 async fn the_network_policy_and_the_credentials_follow_the_cache() {
     let api = FakeApi::start(1).await;
-    let ctx = Arc::new(Context::new(
-        api.client(),
-        Settings::default(),
-        Arc::new(Metrics::default()),
-        None,
-    ));
-    let (stop, stopped) = tokio::sync::oneshot::channel();
-    let running = tokio::spawn(controller::run(
-        ctx,
-        Arc::new(AtomicBool::new(false)),
-        Shutdown::On(stopped),
-    ));
+    let controller = Running::start(&api);
     let key = "team-000/oras";
     let credentials = "team-000/oras-credentials";
     let htpasswd = "team-000/oras-htpasswd";
@@ -260,8 +279,7 @@ async fn the_network_policy_and_the_credentials_follow_the_cache() {
     })
     .await;
 
-    let _ = stop.send(());
-    within(running).await.expect("the controller task");
+    controller.stop().await;
 }
 
 /// An agent pod (`component`: prune, collect) of the cache `oras` in `team-000` that
@@ -285,18 +303,7 @@ fn finished_agent_pod(component: &str, name: &str, finished: &str, summary: &str
 #[tokio::test]
 async fn retention_runs_as_a_cron_job_whose_finished_runs_reach_the_status() {
     let api = FakeApi::start(1).await;
-    let ctx = Arc::new(Context::new(
-        api.client(),
-        Settings::default(),
-        Arc::new(Metrics::default()),
-        None,
-    ));
-    let (stop, stopped) = tokio::sync::oneshot::channel();
-    let running = tokio::spawn(controller::run(
-        ctx,
-        Arc::new(AtomicBool::new(false)),
-        Shutdown::On(stopped),
-    ));
+    let controller = Running::start(&api);
     let key = "team-000/oras";
     let cron = "team-000/oras-prune";
     until("the cache applied", || {
@@ -425,8 +432,7 @@ async fn retention_runs_as_a_cron_job_whose_finished_runs_reach_the_status() {
     )
     .await;
 
-    stop.send(()).unwrap();
-    within(running).await.unwrap();
+    controller.stop().await;
 }
 
 fn annotation(object: &Value, key: &str) -> Value {
@@ -437,18 +443,7 @@ fn annotation(object: &Value, key: &str) -> Value {
 async fn a_cache_moved_to_s3_runs_replicas_behind_a_budget_and_a_shared_secret() {
     use oras_controller::builders::http_secret::DIGEST_ANNOTATION;
     let api = FakeApi::start(1).await;
-    let ctx = Arc::new(Context::new(
-        api.client(),
-        Settings::default(),
-        Arc::new(Metrics::default()),
-        None,
-    ));
-    let (stop, stopped) = tokio::sync::oneshot::channel();
-    let running = tokio::spawn(controller::run(
-        ctx,
-        Arc::new(AtomicBool::new(false)),
-        Shutdown::On(stopped),
-    ));
+    let controller = Running::start(&api);
     let key = "team-000/oras";
     let http_secret = "team-000/oras-http-secret";
     until("the cache applied", || {
@@ -546,6 +541,5 @@ async fn a_cache_moved_to_s3_runs_replicas_behind_a_budget_and_a_shared_secret()
     })
     .await;
 
-    let _ = stop.send(());
-    within(running).await.expect("the controller task");
+    controller.stop().await;
 }

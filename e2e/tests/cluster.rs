@@ -151,16 +151,7 @@ fn install_and_run_the_workflow(kube: &Kube, root: &Path, work: &Path, agent_ima
     let mut cache = example(root, "examples/cache/oras-cache.yaml");
     cache["spec"]["image"] = json!(format!("{REGISTRY}:{REGISTRY_TAG}"));
     kube.apply(Some(NAMESPACE), &cache);
-    if let Err(e) = kube.node.kubectl(&[
-        "wait",
-        "-n",
-        NAMESPACE,
-        "--for=condition=Ready",
-        "--timeout=180s",
-        "orascache/oras",
-    ]) {
-        panic!("the OrasCache did not become Ready: {e}\n{}", kube.state());
-    }
+    kube.wait_cache_ready(NAMESPACE, "oras");
     let cache = kube.get(NAMESPACE, "orascache", "oras");
     assert_eq!(
         cache["status"]["endpoint"],
@@ -412,19 +403,7 @@ fn private_cache(kube: &Kube, root: &Path, work: &Path) {
     let mut cache = example(root, "examples/cache/oras-cache-private.yaml");
     cache["spec"]["image"] = json!(format!("{REGISTRY}:{REGISTRY_TAG}"));
     kube.apply(Some(NAMESPACE), &cache);
-    if let Err(e) = kube.node.kubectl(&[
-        "wait",
-        "-n",
-        NAMESPACE,
-        "--for=condition=Ready",
-        "--timeout=180s",
-        "orascache/results",
-    ]) {
-        panic!(
-            "the private cache did not become Ready: {e}\n{}",
-            kube.state()
-        );
-    }
+    kube.wait_cache_ready(NAMESPACE, "results");
     let secret = kube.get(NAMESPACE, "secret", "results-credentials");
     let value = |key: &str| {
         let encoded = secret["data"][key].as_str().unwrap();
@@ -558,16 +537,7 @@ fn tidy_cache(kube: &Kube, root: &Path, work: &Path) {
     cache["spec"].as_object_mut().unwrap().remove("storage");
     cache["spec"]["retention"] = json!({"keepLast": 1, "garbageCollect": {}});
     kube.apply(Some(NAMESPACE), &cache);
-    if let Err(e) = kube.node.kubectl(&[
-        "wait",
-        "-n",
-        NAMESPACE,
-        "--for=condition=Ready",
-        "--timeout=180s",
-        "orascache/tidy",
-    ]) {
-        panic!("the tidy cache did not become Ready: {e}\n{}", kube.state());
-    }
+    kube.wait_cache_ready(NAMESPACE, "tidy");
     let registry = kube.port_forward(NAMESPACE, "tidy", 5000);
     let agent = images::binaries().join("oras-agent");
     for run_number in 1..=3u8 {

@@ -63,18 +63,7 @@ impl TestRegistry {
 
     /// Bytes under the registry's storage directory.
     pub fn stored_bytes(&self) -> u64 {
-        fn walk(dir: &std::path::Path) -> u64 {
-            std::fs::read_dir(dir)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|entry| match entry.file_type() {
-                    Ok(kind) if kind.is_dir() => walk(&entry.path()),
-                    _ => entry.metadata().map(|m| m.len()).unwrap_or(0),
-                })
-                .sum()
-        }
-        walk(&self.inner.storage_dir())
+        super::dir_bytes(&self.inner.storage_dir())
     }
 
     /// A registry that speaks only HTTPS, serving a certificate of a throw-away CA.

@@ -60,6 +60,23 @@ impl Kube<'_> {
         items[0].clone()
     }
 
+    /// Waits until the OrasCache `name` reports `Ready`, as `kubectl wait` does.
+    pub fn wait_cache_ready(&self, namespace: &str, name: &str) {
+        if let Err(e) = self.node.kubectl(&[
+            "wait",
+            "-n",
+            namespace,
+            "--for=condition=Ready",
+            "--timeout=180s",
+            &format!("orascache/{name}"),
+        ]) {
+            panic!(
+                "the OrasCache {name} did not become Ready: {e}\n{}",
+                self.state()
+            );
+        }
+    }
+
     /// Waits until Job `job` is Complete (`outcome` "complete") or Failed ("failed"),
     /// as `kubectl wait` does.
     pub fn wait_job(&self, namespace: &str, job: &str, outcome: &str) {
