@@ -113,7 +113,7 @@ pub fn stop(child: &mut Child, grace: Duration) -> Result<ExitStatus> {
 }
 
 /// Sends SIGTERM to `pid`.
-pub fn terminate(pid: u32) {
+fn terminate(pid: u32) {
     if let Ok(pid) = libc::pid_t::try_from(pid) {
         // SAFETY: kill(2) with a pid this process started; a stale pid fails harmlessly.
         unsafe {
