@@ -23,8 +23,9 @@ use crate::progress::Progress;
 
 /// Size of the blocks the source hands to the network.
 const SINK_BLOCK: usize = 1 << 20;
-/// Blocks in flight between the source and the network.
-const SINK_DEPTH: usize = 4;
+/// Blocks in flight between the source and the network (a few MiB per upload, at most
+/// four uploads at a time).
+const SINK_DEPTH: usize = 2;
 
 /// How upload requests authenticate.
 #[derive(Clone)]
