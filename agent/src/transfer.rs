@@ -336,9 +336,7 @@ mod tests {
             .unwrap();
         let connection = Connection {
             plain_http: true,
-            retry: RetryPolicy {
-                budget: std::time::Duration::from_secs(5),
-            },
+            retry: RetryPolicy::with_budget(std::time::Duration::from_secs(5)),
         };
         let layers = vec![prepare(&source, work.path()).unwrap()];
         let body = serde_json::to_vec(&layout::build_manifest(
