@@ -444,9 +444,7 @@ mod tests {
             .unwrap();
         let connection = Connection {
             plain_http: true,
-            retry: RetryPolicy {
-                budget: std::time::Duration::from_secs(5),
-            },
+            retry: RetryPolicy::with_budget(std::time::Duration::from_secs(5)),
         };
         let mut layers = vec![prepare(&source).unwrap()];
         let body = serde_json::to_vec(&layout::build_manifest(

@@ -28,13 +28,15 @@ use crate::builders::credentials::Credentials;
 use crate::builders::{self, FIELD_MANAGER, MANAGED_SELECTOR, Observed};
 use crate::crd::{OrasCache, OrasCacheStatus, RetentionStatus};
 use crate::error::Error;
-use crate::metrics::Metrics;
+use crate::metrics::{FailureLabels, Metrics};
 
 /// How long a healthy cache waits before it is looked at again without any event: a
 /// fallback for missed watch events, not a poll.
 pub const RESYNC: Duration = Duration::from_secs(3600);
 /// First retry delay after a failure; doubles with each further failure of the same cache.
 pub const BACKOFF_BASE: Duration = Duration::from_secs(5);
+/// First retry delay after a conflict on a write.
+pub const CONFLICT_BACKOFF_BASE: Duration = Duration::from_millis(250);
 /// Longest retry delay.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
@@ -278,7 +280,10 @@ pub async fn reconcile(cache: Arc<OrasCache>, ctx: Arc<Context>) -> Result<Actio
     let result = apply_cache(&cache, &ctx).await;
     ctx.metrics.observe(
         started.elapsed(),
-        result.as_ref().err().map(Error::metric_label),
+        result.as_ref().err().map(|error| FailureLabels {
+            error: error.metric_label(),
+            cause: error.metric_cause(),
+        }),
     );
     match &result {
         Ok(_) => {
@@ -307,17 +312,30 @@ pub fn error_policy(cache: Arc<OrasCache>, error: &Error, ctx: Arc<Context>) -> 
     }
     let mut failures = ctx.failures();
     let count = failures.entry(key(&cache)).or_insert(0);
-    let delay = backoff(*count);
+    let delay = if error.is_conflict() {
+        conflict_backoff(*count)
+    } else {
+        backoff(*count)
+    };
     *count = count.saturating_add(1);
     Action::requeue(delay)
 }
 
+/// The delay after a conflict (409): another writer was first, and the next reconcile
+/// reads its version, so the retry comes soon: 250 ms, doubling, at most [`BACKOFF_BASE`].
+pub fn conflict_backoff(previous_failures: u32) -> Duration {
+    doubled(CONFLICT_BACKOFF_BASE, previous_failures, BACKOFF_BASE)
+}
+
 /// The delay after `previous_failures` consecutive failures: 5 s, 10 s, 20 s ... 5 min.
 pub fn backoff(previous_failures: u32) -> Duration {
-    let factor = 1u32
-        .checked_shl(previous_failures.min(16))
-        .unwrap_or(u32::MAX);
-    BACKOFF_BASE.saturating_mul(factor).min(BACKOFF_MAX)
+    doubled(BACKOFF_BASE, previous_failures, BACKOFF_MAX)
+}
+
+/// `base` doubled `times` times, at most `max`.
+fn doubled(base: Duration, times: u32, max: Duration) -> Duration {
+    let factor = 1u32.checked_shl(times.min(16)).unwrap_or(u32::MAX);
+    base.saturating_mul(factor).min(max)
 }
 
 async fn apply_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Error> {
@@ -861,21 +879,32 @@ async fn write_status(
         "kind": OrasCache::kind(&()),
         "status": status,
     });
-    api.patch_status(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(|source| Error::Kube {
-        action: "write status",
-        kind: "OrasCache",
-        namespace: namespace.into(),
-        name,
-        source,
-    })?;
-    ctx.remember_written(cache, status);
-    Ok(true)
+    let written = api
+        .patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await;
+    match written {
+        Ok(_) => {
+            ctx.remember_written(cache, status);
+            Ok(true)
+        }
+        // Deleted while this reconcile ran: nothing is left to report on; its owned
+        // objects go with it (the API server's garbage collector).
+        Err(kube::Error::Api(gone)) if gone.code == 404 => {
+            tracing::info!(cache = %key(cache), "deleted during the reconcile");
+            Ok(false)
+        }
+        Err(source) => Err(Error::Kube {
+            action: "write status",
+            kind: "OrasCache",
+            namespace: namespace.into(),
+            name,
+            source,
+        }),
+    }
 }
 
 /// Publishes an event about the cache; a failure to publish is logged, never fatal.
@@ -1115,5 +1144,12 @@ mod tests {
         let delays: Vec<u64> = (0..8).map(|n| backoff(n).as_secs()).collect();
         assert_eq!(delays, [5, 10, 20, 40, 80, 160, 300, 300]);
         assert_eq!(backoff(u32::MAX), BACKOFF_MAX);
+    }
+
+    #[test]
+    fn a_conflict_is_retried_sooner_and_never_later_than_a_first_failure() {
+        let delays: Vec<u128> = (0..7).map(|n| conflict_backoff(n).as_millis()).collect();
+        assert_eq!(delays, [250, 500, 1000, 2000, 4000, 5000, 5000]);
+        assert_eq!(conflict_backoff(u32::MAX), BACKOFF_BASE);
     }
 }

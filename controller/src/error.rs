@@ -39,6 +39,32 @@ impl Error {
         }
     }
 
+    /// What went wrong underneath, for the failures metric: `conflict` (409),
+    /// `not_found` (404), `refused` (another 4xx), `server_error` (5xx), `unreachable`
+    /// (no answer: the connection failed or broke), `other`.
+    pub fn metric_cause(&self) -> &'static str {
+        match self {
+            Error::Kube { source, .. } => match source {
+                kube::Error::Api(status) => match status.code {
+                    409 => "conflict",
+                    404 => "not_found",
+                    500..=599 => "server_error",
+                    _ => "refused",
+                },
+                kube::Error::HyperError(_)
+                | kube::Error::Service(_)
+                | kube::Error::ReadEvents(_) => "unreachable",
+                _ => "other",
+            },
+            _ => "other",
+        }
+    }
+
+    /// Whether another writer changed the object first (409): a fresh read resolves it.
+    pub fn is_conflict(&self) -> bool {
+        self.api_status() == Some(409)
+    }
+
     /// Whether retrying can succeed without the object changing.
     pub fn is_retryable(&self) -> bool {
         !matches!(self, Error::MissingObjectKey { .. })

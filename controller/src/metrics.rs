@@ -1,5 +1,6 @@
 //! Prometheus metrics of the controller (`prometheus-client`), served in the OpenMetrics
-//! text format: reconciles run, reconciles failed by error, and how long they took.
+//! text format: reconciles run, reconciles failed by step and cause, and how long they
+//! took.
 
 use std::time::Duration;
 
@@ -15,10 +16,13 @@ const BUCKETS: [f64; 9] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
 /// The content type of [`Metrics::render`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// The label of a failed reconcile: which step failed.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct FailureLabels {
-    error: &'static str,
+/// The labels of a failed reconcile: which step failed, and why.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    /// The step: `apply`, `write_status`, `delete`, ...
+    pub error: &'static str,
+    /// The cause: `conflict`, `unreachable`, `server_error`, ...
+    pub cause: &'static str,
 }
 
 /// Counters shared by the reconciler and the HTTP server.
@@ -27,6 +31,8 @@ pub struct Metrics {
     registry: Registry,
     reconciles: Counter,
     failures: Family<FailureLabels, Counter>,
+    /// The sum of `failures` (not exposed: Prometheus sums the family itself).
+    failed: Counter,
     duration: Histogram,
 }
 
@@ -44,7 +50,7 @@ impl Default for Metrics {
         );
         registry.register(
             "oras_controller_reconcile_failures",
-            "OrasCache reconciles that failed, by error",
+            "OrasCache reconciles that failed, by step (error) and cause",
             failures.clone(),
         );
         registry.register(
@@ -56,17 +62,19 @@ impl Default for Metrics {
             registry,
             reconciles,
             failures,
+            failed: Counter::default(),
             duration,
         }
     }
 }
 
 impl Metrics {
-    /// Records one finished reconcile; `failure` is the error's metric label.
-    pub fn observe(&self, took: Duration, failure: Option<&'static str>) {
+    /// Records one finished reconcile, and what made it fail.
+    pub fn observe(&self, took: Duration, failure: Option<FailureLabels>) {
         self.reconciles.inc();
-        if let Some(error) = failure {
-            self.failures.get_or_create(&FailureLabels { error }).inc();
+        if let Some(labels) = failure {
+            self.failures.get_or_create(&labels).inc();
+            self.failed.inc();
         }
         self.duration.observe(took.as_secs_f64());
     }
@@ -74,6 +82,16 @@ impl Metrics {
     /// Reconciles run so far.
     pub fn reconciles(&self) -> u64 {
         self.reconciles.get()
+    }
+
+    /// Failed reconciles so far with these labels.
+    pub fn failures(&self, labels: FailureLabels) -> u64 {
+        self.failures.get_or_create(&labels).get()
+    }
+
+    /// Failed reconciles so far, whatever their labels.
+    pub fn all_failures(&self) -> u64 {
+        self.failed.get()
     }
 
     /// The metrics in the OpenMetrics text format ([`CONTENT_TYPE`]).
@@ -93,12 +111,16 @@ mod tests {
     fn renders_counters_failures_and_the_histogram() {
         let m = Metrics::default();
         m.observe(Duration::from_millis(3), None);
-        m.observe(Duration::from_millis(300), Some("apply"));
+        let failed = FailureLabels {
+            error: "apply",
+            cause: "unreachable",
+        };
+        m.observe(Duration::from_millis(300), Some(failed));
         let text = m.render();
         for line in [
             "# TYPE oras_controller_reconciles counter\n",
             "oras_controller_reconciles_total 2\n",
-            "oras_controller_reconcile_failures_total{error=\"apply\"} 1\n",
+            "oras_controller_reconcile_failures_total{error=\"apply\",cause=\"unreachable\"} 1\n",
             "# TYPE oras_controller_reconcile_duration_seconds histogram\n",
             "oras_controller_reconcile_duration_seconds_bucket{le=\"0.005\"} 1\n",
             "oras_controller_reconcile_duration_seconds_bucket{le=\"0.25\"} 1\n",
@@ -116,5 +138,7 @@ mod tests {
             .parse()
             .unwrap();
         assert!((sum - 0.303).abs() < 1e-9, "{sum}");
+        assert_eq!(m.failures(failed), 1);
+        assert_eq!(m.all_failures(), 1);
     }
 }

@@ -519,11 +519,9 @@ async fn an_api_error_is_reported_and_retried_with_growing_backoff() {
         error_policy(cache, &error, ctx.clone()),
         Action::requeue(Duration::from_secs(20))
     );
-    assert!(
-        ctx.metrics
-            .render()
-            .contains("oras_controller_reconcile_failures_total{error=\"apply\"} 1")
-    );
+    assert!(ctx.metrics.render().contains(
+        "oras_controller_reconcile_failures_total{error=\"apply\",cause=\"server_error\"} 1"
+    ));
 }
 
 #[tokio::test]

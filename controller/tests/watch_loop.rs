@@ -5,97 +5,14 @@
 
 mod support;
 
-use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::Duration;
-
-use oras_controller::controller::{self, Shutdown};
-use oras_controller::metrics::Metrics;
-use oras_controller::{Context, Settings};
 use serde_json::{Value, json};
 use support::fake_api::{FakeApi, Kind};
-
-/// Upper bound of every wait, so that a broken loop fails instead of hanging. Nothing is
-/// asserted about how long a step takes.
-const PATIENCE: Duration = Duration::from_secs(60);
-
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let waited = tokio::time::timeout(PATIENCE, async {
-        while !done() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    assert!(waited.is_ok(), "gave up waiting for {what}");
-}
-
-fn ready(api: &FakeApi, key: &str) -> Option<(String, String)> {
-    let cache = api.object(Kind::Cache, key)?;
-    let condition = &cache["status"]["conditions"][0];
-    Some((
-        condition["status"].as_str()?.to_string(),
-        condition["reason"].as_str()?.to_string(),
-    ))
-}
-
-fn is(api: &FakeApi, key: &str, status: &str, reason: &str) -> bool {
-    ready(api, key) == Some((status.to_string(), reason.to_string()))
-}
-
-async fn within<T>(future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(PATIENCE, future)
-        .await
-        .expect("the controller stops")
-}
-
-/// The controller running in this process against a fake API server.
-struct Running {
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    fn start(api: &FakeApi) -> Self {
-        let ctx = Arc::new(Context::new(
-            api.client(),
-            Settings::default(),
-            Arc::new(Metrics::default()),
-            None,
-        ));
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(controller::run(
-            ctx,
-            Arc::new(AtomicBool::new(false)),
-            Shutdown::On(stopped),
-        ));
-        Self { stop, task }
-    }
-
-    /// Stops it and waits until it has.
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        within(self.task).await.expect("the controller task");
-    }
-}
+use support::running::{Running, is, until};
 
 #[tokio::test]
 async fn watch_events_drive_reconciles_and_own_writes_do_not() {
     let api = FakeApi::start(3).await;
-    let metrics = Arc::new(Metrics::default());
-    let ctx = Arc::new(Context::new(
-        api.client(),
-        Settings::default(),
-        metrics.clone(),
-        None,
-    ));
-    let ready_flag = Arc::new(AtomicBool::new(false));
-    let (stop, stopped) = tokio::sync::oneshot::channel();
-    let running = tokio::spawn(controller::run(
-        ctx,
-        ready_flag.clone(),
-        Shutdown::On(stopped),
-    ));
+    let controller = Running::start(&api);
 
     // Created: each cache gets its StatefulSet and Service, and a not-ready status.
     let caches = ["team-000/oras", "team-001/oras", "team-002/oras"];
@@ -106,10 +23,7 @@ async fn watch_events_drive_reconciles_and_own_writes_do_not() {
     })
     .await;
     until("the watches", || api.watching()).await;
-    until("/readyz to turn ready", || {
-        ready_flag.load(std::sync::atomic::Ordering::Relaxed)
-    })
-    .await;
+    until("/readyz to turn ready", || controller.is_ready()).await;
     let sts = api.object(Kind::StatefulSet, "team-000/oras").unwrap();
     assert_eq!(
         sts["metadata"]["ownerReferences"][0]["uid"],
@@ -160,8 +74,8 @@ async fn watch_events_drive_reconciles_and_own_writes_do_not() {
         None
     );
 
-    let _ = stop.send(());
-    within(running).await.expect("the controller task");
+    let metrics = controller.metrics.clone();
+    controller.stop().await;
 
     // No reconcile came from the controller's own writes: team-000 was applied once
     // when created, once when its pod turned ready and once when its Service was

@@ -295,9 +295,7 @@ mod tests {
             .unwrap();
         let connection = Connection {
             plain_http: true,
-            retry: crate::registry::RetryPolicy {
-                budget: std::time::Duration::from_secs(5),
-            },
+            retry: crate::registry::RetryPolicy::with_budget(std::time::Duration::from_secs(5)),
         };
         let found = runtime.block_on(async {
             let client = connection.open(&reference, Operation::Push).await.unwrap();

@@ -44,22 +44,42 @@ const DOWNLOAD_BUFFER_SIZE: usize = 1 << 20;
 /// Environment variable holding the retry budget in seconds.
 pub const RETRY_ENV: &str = "ORAS_AGENT_RETRY_SECONDS";
 const DEFAULT_RETRY_SECONDS: u64 = 120;
+/// Environment variable holding how long a transfer may go without a byte, in seconds.
+pub const STALL_ENV: &str = "ORAS_AGENT_STALL_SECONDS";
+const DEFAULT_STALL_SECONDS: u64 = 120;
 
-/// How long transient registry errors are retried before giving up.
+/// How long transient registry errors are retried before giving up, and how long a
+/// silent connection is waited for before it counts as one.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     pub budget: Duration,
+    pub stall: Duration,
 }
 
 impl RetryPolicy {
-    /// From `ORAS_AGENT_RETRY_SECONDS`, 120 s by default.
+    /// From `ORAS_AGENT_RETRY_SECONDS` and `ORAS_AGENT_STALL_SECONDS`, 120 s each by
+    /// default.
     pub fn from_env() -> Self {
-        let seconds = std::env::var(RETRY_ENV)
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(DEFAULT_RETRY_SECONDS);
+        let seconds = |name: &str, default: u64| {
+            let value = std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(default);
+            Duration::from_secs(value)
+        };
         Self {
-            budget: Duration::from_secs(seconds),
+            budget: seconds(RETRY_ENV, DEFAULT_RETRY_SECONDS),
+            // Zero would make every read time out at once.
+            stall: seconds(STALL_ENV, DEFAULT_STALL_SECONDS).max(Duration::from_secs(1)),
+        }
+    }
+
+    /// A budget of `budget`, and the default stall time.
+    #[cfg(test)]
+    pub fn with_budget(budget: Duration) -> Self {
+        Self {
+            budget,
+            stall: Duration::from_secs(DEFAULT_STALL_SECONDS),
         }
     }
 }
@@ -166,6 +186,7 @@ fn is_transient(err: &OciDistributionError) -> bool {
                 || e.is_timeout()
                 || e.is_request()
                 || e.is_body()
+                || broke_mid_body(e)
                 || e.status()
                     .is_some_and(|s| s.is_server_error() || s.as_u16() == 429)
         }
@@ -178,6 +199,19 @@ fn is_transient(err: &OciDistributionError) -> bool {
             .any(|e| matches!(e.code, OciErrorCode::Toomanyrequests)),
         _ => false,
     }
+}
+
+/// A response body cut by the network (a reset, an early close): reqwest reports it as
+/// a decoding error whose cause is an I/O error.
+fn broke_mid_body(err: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if cause.downcast_ref::<std::io::Error>().is_some() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// Distribution's answer to a write while it is read-only
@@ -208,7 +242,7 @@ fn is_manifest_blob_unknown(err: &OciDistributionError) -> bool {
     }
 }
 
-fn client_config(plain_http: bool) -> ClientConfig {
+fn client_config(plain_http: bool, stall: Duration) -> ClientConfig {
     ClientConfig {
         protocol: if plain_http {
             ClientProtocol::Http
@@ -217,7 +251,7 @@ fn client_config(plain_http: bool) -> ClientConfig {
         },
         use_monolithic_push: true,
         connect_timeout: Some(Duration::from_secs(10)),
-        read_timeout: Some(Duration::from_secs(120)),
+        read_timeout: Some(stall),
         max_concurrent_upload: 4,
         max_concurrent_download: 4,
         user_agent: concat!("oras-agent/", env!("CARGO_PKG_VERSION")),
@@ -227,10 +261,10 @@ fn client_config(plain_http: bool) -> ClientConfig {
 
 /// The client of our own requests (the version check, streamed uploads, deletes), set
 /// up as `oci-client` sets up its own from [`client_config`].
-fn http_client() -> reqwest::Result<reqwest::Client> {
+fn http_client(stall: Duration) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
-        .read_timeout(Duration::from_secs(120))
+        .read_timeout(stall)
         .user_agent(concat!("oras-agent/", env!("CARGO_PKG_VERSION")))
         .build()
 }
@@ -276,8 +310,8 @@ impl Registry {
             credentials = ?source,
             "connecting"
         );
-        let probe = Client::new(client_config(plain_http));
-        let http = http_client().map_err(|e| RegistryError::Failed {
+        let probe = Client::new(client_config(plain_http, retry.stall));
+        let http = http_client(retry.stall).map_err(|e| RegistryError::Failed {
             registry: reference.registry().to_string(),
             reference: reference.to_string(),
             action: "reach".into(),
@@ -304,7 +338,7 @@ impl Registry {
             // An open registry: nothing more to ask it before the real calls.
             registry.mode = Mode::Open {
                 probe,
-                blobs: Client::new(client_config(plain_http)),
+                blobs: Client::new(client_config(plain_http, retry.stall)),
             };
             registry.set_upload_auth(UploadAuth::Anonymous);
             return Ok(registry);
@@ -328,7 +362,7 @@ impl Registry {
         if !token && matches!(registry.auth, RegistryAuth::Anonymous) {
             registry.mode = Mode::Open {
                 probe,
-                blobs: Client::new(client_config(plain_http)),
+                blobs: Client::new(client_config(plain_http, retry.stall)),
             };
         }
         Ok(registry)

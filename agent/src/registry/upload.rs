@@ -148,7 +148,11 @@ impl Failure {
     pub(super) fn is_transient(&self) -> bool {
         match self {
             Failure::Network(err) => {
-                err.is_connect() || err.is_timeout() || err.is_request() || err.is_body()
+                err.is_connect()
+                    || err.is_timeout()
+                    || err.is_request()
+                    || err.is_body()
+                    || super::broke_mid_body(err)
             }
             Failure::Status(status, body) => {
                 status.is_server_error()

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-pub mod flaky;
+pub mod faulty;
 pub mod front;
 pub mod registry;
 

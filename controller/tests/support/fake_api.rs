@@ -11,6 +11,11 @@
 //! and nothing for an apply that changes nothing. Watches stream from the moment they
 //! connect (no replay from a resourceVersion), so callers wait for
 //! [`FakeApi::watching`] before they change anything.
+//!
+//! It can also misbehave as a real one does: go away (connections cut, the port
+//! closed) for a while, end every watch, answer status writes with 409 Conflict, and
+//! run one of those, or a deletion, the moment a given request arrives (in the middle
+//! of a reconcile).
 
 #![allow(dead_code)]
 
@@ -18,6 +23,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -29,7 +35,8 @@ use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::AbortHandle;
 
 const GROUP_PATH: &str = "/apis/cache.converged-computing.github.io/v1alpha1";
 
@@ -89,6 +96,24 @@ struct State {
     requests: HashMap<String, u64>,
     /// Applies and creates of owned objects, by `kind namespace/name`.
     applies: HashMap<String, u64>,
+    /// The connections being served, so that an outage can cut them.
+    connections: Vec<AbortHandle>,
+    /// Until when the server is away.
+    away_until: Option<Instant>,
+    /// Status writes still to be answered with 409 Conflict.
+    conflicts: u32,
+    /// What to do when a request (`METHOD kind namespace/name`) first arrives.
+    triggers: Vec<(String, Fault)>,
+}
+
+/// Something that goes wrong.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// The server goes away for this long: every connection is cut (the request that
+    /// triggered it gets no answer) and the port refuses connections.
+    Away(Duration),
+    /// Someone deletes this object just before the request is served.
+    Delete(Kind, String),
 }
 
 impl State {
@@ -126,6 +151,17 @@ impl State {
     }
 }
 
+impl State {
+    fn delete(&mut self, kind: Kind, key: &str) {
+        let mut object = self
+            .objects
+            .remove(&(kind, key.to_string()))
+            .unwrap_or_else(|| panic!("no {kind:?} {key}"));
+        object["metadata"]["resourceVersion"] = json!(self.next_rv());
+        self.notify(kind, "DELETED", &object);
+    }
+}
+
 fn metadata_only(object: &Value) -> Value {
     json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": object["metadata"]})
 }
@@ -134,6 +170,8 @@ fn metadata_only(object: &Value) -> Value {
 #[derive(Clone)]
 pub struct FakeApi {
     state: Arc<Mutex<State>>,
+    /// Wakes the acceptor to close the port for an outage.
+    outage: Arc<Notify>,
     /// Where it listens (127.0.0.1).
     pub addr: SocketAddr,
 }
@@ -164,22 +202,45 @@ impl FakeApi {
         }
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let served = state.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let state = served.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| handle(state.clone(), req));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        FakeApi { state, addr }
+        let outage = Arc::new(Notify::new());
+        tokio::spawn(accept(listener, state.clone(), outage.clone()));
+        FakeApi {
+            state,
+            outage,
+            addr,
+        }
+    }
+
+    /// Goes away for `duration`: cuts every connection (watches included) and refuses
+    /// new ones, then listens again on the same port.
+    pub fn go_away(&self, duration: Duration) {
+        go_away(&self.state, &self.outage, duration);
+    }
+
+    /// Whether the server is away now.
+    pub fn is_away(&self) -> bool {
+        let st = self.state.lock().unwrap();
+        st.away_until.is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Ends every watch stream (cleanly, as an API server does when a watch times out).
+    pub fn end_watches(&self) {
+        self.state.lock().unwrap().watchers.clear();
+    }
+
+    /// Answers the next `count` status writes with 409 Conflict.
+    pub fn conflict_status_writes(&self, count: u32) {
+        self.state.lock().unwrap().conflicts = count;
+    }
+
+    /// Runs `fault` when the first request `METHOD Kind namespace/name` (such as `PATCH
+    /// Service team-000/oras`) arrives, before serving it.
+    pub fn on_request(&self, request: &str, fault: Fault) {
+        self.state
+            .lock()
+            .unwrap()
+            .triggers
+            .push((request.to_string(), fault));
     }
 
     /// A kubeconfig for this server (no credentials).
@@ -241,13 +302,7 @@ impl FakeApi {
 
     /// Deletes an object as another actor would (DELETED with a new resourceVersion).
     pub fn delete(&self, kind: Kind, key: &str) {
-        let mut st = self.state.lock().unwrap();
-        let mut object = st
-            .objects
-            .remove(&(kind, key.to_string()))
-            .unwrap_or_else(|| panic!("no {kind:?} {key}"));
-        object["metadata"]["resourceVersion"] = json!(st.next_rv());
-        st.notify(kind, "DELETED", &object);
+        self.state.lock().unwrap().delete(kind, key);
     }
 
     /// Every StatefulSet and Deployment gets `ready` ready replicas, as their
@@ -283,6 +338,74 @@ impl FakeApi {
     }
 }
 
+/// Serves connections; closes the port during an outage and opens it again after.
+async fn accept(listener: TcpListener, state: Arc<Mutex<State>>, outage: Arc<Notify>) {
+    let addr = listener.local_addr().unwrap();
+    let mut listener = Some(listener);
+    loop {
+        let Some(open) = &listener else {
+            let until = state.lock().unwrap().away_until;
+            if let Some(until) = until {
+                tokio::time::sleep_until(until.into()).await;
+            }
+            // The port was just released: binding it again can take a few tries.
+            listener = loop {
+                match TcpListener::bind(addr).await {
+                    Ok(again) => break Some(again),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            };
+            continue;
+        };
+        tokio::select! {
+            accepted = open.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let mut st = state.lock().unwrap();
+                if st.away_until.is_some_and(|until| Instant::now() < until) {
+                    continue;
+                }
+                let served = state.clone();
+                let outage = outage.clone();
+                // Spawned under the lock: its requests wait until the handle is kept.
+                let connection = tokio::spawn(async move {
+                    let service =
+                        service_fn(move |req| handle(served.clone(), outage.clone(), req));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+                st.connections.retain(|c| !c.is_finished());
+                st.connections.push(connection.abort_handle());
+            }
+            () = outage.notified() => listener = None,
+        }
+    }
+}
+
+/// Runs the fault set off by `request`, if any; returns how long the server must go
+/// away, for the caller to do once it holds no lock.
+fn run_trigger(state: &Mutex<State>, request: &str) -> Option<Duration> {
+    let mut st = state.lock().unwrap();
+    let at = st.triggers.iter().position(|(r, _)| r == request)?;
+    match st.triggers.remove(at).1 {
+        Fault::Away(duration) => Some(duration),
+        Fault::Delete(kind, key) => {
+            st.delete(kind, &key);
+            None
+        }
+    }
+}
+
+fn go_away(state: &Mutex<State>, outage: &Notify, duration: Duration) {
+    let mut st = state.lock().unwrap();
+    st.away_until = Some(Instant::now() + duration);
+    st.watchers.clear();
+    for connection in st.connections.drain(..) {
+        connection.abort();
+    }
+    outage.notify_one();
+}
+
 fn full(status: u16, value: &Value) -> Response<Body> {
     let bytes = serde_json::to_vec(value).expect("a JSON value serializes");
     let mut response = Response::new(Full::new(Bytes::from(bytes)).boxed());
@@ -298,6 +421,7 @@ fn status(code: u16, message: String) -> Response<Body> {
     let reason = match code {
         404 => "NotFound",
         405 => "MethodNotAllowed",
+        409 => "Conflict",
         _ => "Unknown",
     };
     full(
@@ -348,6 +472,7 @@ fn kind_of(segments: &[&str]) -> Option<Kind> {
 
 async fn handle(
     state: Arc<Mutex<State>>,
+    outage: Arc<Notify>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let method = request.method().clone();
@@ -362,7 +487,6 @@ async fn handle(
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let kind = kind_of(&segments);
-    let mut st = state.lock().unwrap();
     let what = format!(
         "{method} {}",
         kind.map_or_else(
@@ -370,6 +494,20 @@ async fn handle(
             |k| format!("{k:?}")
         )
     );
+    let target = segments
+        .iter()
+        .position(|s| *s == "namespaces")
+        .map(|at| {
+            let part = |offset: usize| segments.get(at + offset).copied().unwrap_or("");
+            format!("{}/{}", part(1), part(3))
+        })
+        .unwrap_or_default();
+    if let Some(duration) = run_trigger(&state, &format!("{what} {target}")) {
+        go_away(&state, &outage, duration);
+        // Cut with its connection: this request never gets an answer.
+        return std::future::pending().await;
+    }
+    let mut st = state.lock().unwrap();
     *st.requests.entry(what).or_default() += 1;
 
     // Cluster-wide list and watch.
@@ -473,6 +611,10 @@ async fn handle(
             let Some(cache) = st.objects.get(&(Kind::Cache, key.clone())).cloned() else {
                 return Ok(status(404, key));
             };
+            if st.conflicts > 0 {
+                st.conflicts -= 1;
+                return Ok(status(409, format!("{key}: the object has been modified")));
+            }
             if cache.get("status") == Some(&body["status"]) {
                 return Ok(full(200, &cache));
             }

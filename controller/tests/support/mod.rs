@@ -1,3 +1,4 @@
 //! Helpers shared by the integration-style tests.
 
 pub mod fake_api;
+pub mod running;
