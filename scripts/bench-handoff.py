@@ -4,8 +4,11 @@
 through a TCP front that timestamps every byte the agent sends to the registry.
 
 For each run: from the exit record's mtime (written by the launcher when the
-application ended) to the first byte the sidecar sent after it. Prints the median and
-the spread per agent. Part of `make bench-agent`; not a test.
+application ended) to the first byte of the first blob request (`/blobs/`: the dedup
+`HEAD` or the upload's `POST`) the sidecar sent after it: what the hand-off costs
+before the output starts to travel. Also from the exit to the sidecar's first byte of
+any request (a sidecar that reaches the registry only now sends `GET /v2/` first).
+Prints the medians and the spread per agent. Part of `make bench-agent`; not a test.
 
     bench-handoff.py REGISTRY_HOST RUNS LABEL=AGENT [LABEL=AGENT ...]
 """
@@ -21,8 +24,12 @@ import threading
 import time
 
 
+METHODS = {b"GET", b"HEAD", b"POST", b"PUT", b"PATCH", b"DELETE"}
+
+
 class Front:
-    """Passes traffic to the registry; records when each chunk from a client arrived."""
+    """Passes traffic to the registry; records when each request from a client arrived
+    (a chunk that starts with a method), with its request line."""
 
     def __init__(self, upstream):
         host, port = upstream.rsplit(":", 1)
@@ -53,8 +60,11 @@ class Front:
                 break
             if not data:
                 break
-            with self.lock:
-                self.arrivals.append(time.time_ns())
+            arrived = time.time_ns()
+            if data.split(b" ", 1)[0] in METHODS:
+                line = data.split(b"\r\n", 1)[0].decode("latin-1")
+                with self.lock:
+                    self.arrivals.append((arrived, line))
             try:
                 upstream.sendall(data)
             except OSError:
@@ -81,9 +91,11 @@ class Front:
         except OSError:
             pass
 
-    def first_after(self, ns):
+    def first_after(self, ns, blobs_only):
         with self.lock:
-            later = [t for t in self.arrivals if t > ns]
+            later = [
+                t for t, line in self.arrivals if t > ns and (not blobs_only or "/blobs/" in line)
+            ]
         return min(later) if later else None
 
 
@@ -115,10 +127,11 @@ def one_run(agent, front, work, tag):
         if not f.read().startswith("ok "):
             sys.exit(f"{agent}: the push failed")
     exited = os.stat(os.path.join(share, "state", "exit")).st_mtime_ns
-    first = front.first_after(exited)
-    if first is None:
-        sys.exit(f"{agent}: no byte reached the registry after the exit")
-    return (first - exited) / 1e6
+    first_blob = front.first_after(exited, blobs_only=True)
+    first_any = front.first_after(exited, blobs_only=False)
+    if first_blob is None or first_any is None:
+        sys.exit(f"{agent}: no blob request reached the registry after the exit")
+    return (first_blob - exited) / 1e6, (first_any - exited) / 1e6
 
 
 def main():
@@ -129,10 +142,13 @@ def main():
         for index, spec in enumerate(agents):
             label, agent = spec.split("=", 1)
             delays = [one_run(agent, front, work, f"{index}-{run}") for run in range(runs)]
-            medians[label] = statistics.median(delays)
+            blob = [b for b, _ in delays]
+            first = [a for _, a in delays]
+            medians[label] = statistics.median(blob)
             print(
-                f"exit -> first push byte, {label}: median {medians[label]:.1f} ms "
-                f"(min {min(delays):.1f}, max {max(delays):.1f}, {runs} runs)"
+                f"exit -> first blob request, {label}: median {medians[label]:.1f} ms "
+                f"(min {min(blob):.1f}, max {max(blob):.1f}, {runs} runs); "
+                f"exit -> first request: median {statistics.median(first):.1f} ms"
             )
     labels = list(medians)
     for label in labels[1:]:
