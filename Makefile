@@ -88,13 +88,20 @@ demo:
 policy-demo: policy.wasm
 	$(CARGO) run -q -p oras-e2e --bin policy-demo
 
-## One `validate` call through the waPC host, timed (release build).
+## The previous version the benchmarks measure in the same run (REFERENCE=none: none),
+## built by scripts/build-reference.sh into $(TARGET_DIR)/reference/.
+REFERENCE ?= main
+
+## One `validate` call through the waPC host, timed (release build), beside the policy
+## of $(REFERENCE); where the time goes.
 bench-policy: policy.wasm
+	$(if $(filter none,$(REFERENCE)),,REFERENCE_POLICY=$$(scripts/build-reference.sh $(REFERENCE))/policy.wasm) \
 	$(CARGO) run --release -p oras-e2e --bin policy-bench
 
-## Push and pull 10,000 small files and 1 GiB with the agent and with oras-py (release build).
+## Push and pull 10,000 small files and 1 GiB with the agent, the agent of $(REFERENCE),
+## the oras Go CLI, oras-py and curl; the hand-off from an application's exit to its push.
 bench-agent:
-	scripts/bench-agent.sh
+	REFERENCE=$(REFERENCE) scripts/bench-agent.sh
 
 ## Pull throughput of concurrent agents through a cache on S3 with 1 and 2 replicas
 ## (moto, docker-registry, the release agent). The harness is light: built as for tests.

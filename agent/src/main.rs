@@ -79,7 +79,6 @@ fn run(command: Command) -> Result<ExitCode> {
                 &sources,
                 annotations,
                 &connection(args.transport.plain_http),
-                &std::env::temp_dir(),
             ))?;
             println!("{}", pushed.digest);
         }

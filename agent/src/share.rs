@@ -156,12 +156,6 @@ impl ShareDir {
         read_json(&self.layout.memoized_file(), "init's memoization record")
     }
 
-    /// Where temporary files of this share go (the state directory: the agent
-    /// containers have a read-only root filesystem).
-    pub fn temp_dir(&self) -> PathBuf {
-        self.layout.state_dir()
-    }
-
     /// Create the share's directories.
     ///
     /// `oras-init` and the sidecar run as the agent's own user while the launcher runs
@@ -426,7 +420,7 @@ mod tests {
             "ok sha256:ab\n"
         );
         // Nothing but the two records is left in state/.
-        let names: Vec<_> = fs::read_dir(share.temp_dir())
+        let names: Vec<_> = fs::read_dir(share.state_dir())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();

@@ -3,6 +3,10 @@
 //! unless the application failed or the step was memoized, write the push result, then
 //! idle until Kubernetes sends SIGTERM, and exit 0. When the launcher container restarts
 //! and records a new exit, the sidecar handles that run too.
+//!
+//! The registry is reached (credentials resolved, `/v2/` asked once) while the
+//! application runs, and that one connection serves every push of the process: when
+//! the exit record appears, the upload starts at once.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -10,9 +14,13 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, Result};
 use signal_hook::consts::signal::{SIGINT, SIGTERM};
 
+use tokio::runtime::Runtime;
+use tokio::task::JoinHandle;
+
 use crate::credentials::Operation;
 use crate::provenance::{self, Provenance, attestation};
 use crate::reference::ArtifactRef;
+use crate::registry::{Registry, RegistryError};
 use crate::share::{self, PushRecord, ShareDir, Waited};
 use crate::transfer::{self, Connection, PushSource};
 
@@ -34,6 +42,12 @@ pub fn run(options: SidecarOptions) -> Result<()> {
             .context("cannot install signal handlers")?;
     }
     let share = &options.share;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let mut registry = ReadyRegistry::reach(&runtime, &options);
     tracing::info!("waiting for the application to end");
     let mut handled = None;
     loop {
@@ -53,7 +67,7 @@ pub fn run(options: SidecarOptions) -> Result<()> {
             break;
         }
         handled = current;
-        let record = decide_and_push(&options);
+        let record = decide_and_push(&options, &runtime, &mut registry);
         // A successful push was logged where it happened.
         if let PushRecord::Failed { message } = &record {
             tracing::warn!("{message}");
@@ -70,7 +84,51 @@ pub fn run(options: SidecarOptions) -> Result<()> {
     Ok(())
 }
 
-fn decide_and_push(options: &SidecarOptions) -> PushRecord {
+/// The output's registry, reached in the background while the application runs.
+enum ReadyRegistry {
+    Reaching(JoinHandle<Result<Registry, RegistryError>>),
+    Reached(Arc<Registry>),
+}
+
+impl ReadyRegistry {
+    fn reach(runtime: &Runtime, options: &SidecarOptions) -> Self {
+        let output = options.output.clone();
+        let connection = options.connection.clone();
+        ReadyRegistry::Reaching(
+            runtime.spawn(async move { connection.open(&output, Operation::Push).await }),
+        )
+    }
+
+    /// The registry; reached again now if reaching it in the background failed.
+    async fn get(&mut self, options: &SidecarOptions) -> Result<Arc<Registry>> {
+        if let ReadyRegistry::Reaching(handle) = self {
+            let reached = match handle.await {
+                Ok(Ok(registry)) => registry,
+                failed => {
+                    match failed {
+                        Ok(Err(err)) => tracing::warn!("{err}; trying again"),
+                        _ => tracing::warn!("reaching the registry stopped; trying again"),
+                    }
+                    options
+                        .connection
+                        .open(&options.output, Operation::Push)
+                        .await?
+                }
+            };
+            *self = ReadyRegistry::Reached(Arc::new(reached));
+        }
+        match self {
+            ReadyRegistry::Reached(registry) => Ok(registry.clone()),
+            ReadyRegistry::Reaching(_) => unreachable!("reached just above"),
+        }
+    }
+}
+
+fn decide_and_push(
+    options: &SidecarOptions,
+    runtime: &Runtime,
+    registry: &mut ReadyRegistry,
+) -> PushRecord {
     let share = &options.share;
     match share.read_memoized() {
         Ok(Some(memoized)) => {
@@ -110,7 +168,7 @@ fn decide_and_push(options: &SidecarOptions) -> PushRecord {
             ),
         };
     }
-    match push_outputs(options, code) {
+    match push_outputs(options, code, runtime, registry) {
         Ok(digest) => PushRecord::Pushed { digest },
         Err(err) => PushRecord::Failed {
             message: format!("cannot push {}: {err:#}", options.output),
@@ -144,7 +202,12 @@ fn provenance(options: &SidecarOptions, code: i32) -> (Provenance, Vec<String>) 
     (provenance, argv)
 }
 
-fn push_outputs(options: &SidecarOptions, code: i32) -> Result<String> {
+fn push_outputs(
+    options: &SidecarOptions,
+    code: i32,
+    runtime: &Runtime,
+    registry: &mut ReadyRegistry,
+) -> Result<String> {
     let outputs = options.share.outputs_dir();
     let mut names: Vec<_> = std::fs::read_dir(&outputs)
         .with_context(|| format!("cannot list {}", outputs.display()))?
@@ -171,41 +234,24 @@ fn push_outputs(options: &SidecarOptions, code: i32) -> Result<String> {
             outputs.display()
         );
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
     let (provenance, argv) = provenance(options, code);
     runtime.block_on(async {
-        let pushed = transfer::push(
-            &options.output,
-            &sources,
-            provenance.annotations(),
-            &options.connection,
-            &options.share.temp_dir(),
-        )
-        .await?;
+        let registry = registry.get(options).await?;
+        let pushed = transfer::push_to(&registry, &sources, provenance.annotations()).await?;
         let statement = attestation::statement(
             &options.output.to_string(),
             &pushed.digest,
             &provenance,
             &argv,
         );
-        let attached = async {
-            let registry = options
-                .connection
-                .open(&options.output, Operation::Push)
-                .await?;
-            attestation::attach(&registry, &pushed, &statement).await
-        }
-        .await
-        .with_context(|| {
-            format!(
-                "pushed as {} but its provenance attestation could not be attached",
-                pushed.digest
-            )
-        })?;
+        let attached = attestation::attach(&registry, &pushed, &statement)
+            .await
+            .with_context(|| {
+                format!(
+                    "pushed as {} but its provenance attestation could not be attached",
+                    pushed.digest
+                )
+            })?;
         tracing::info!("attached the provenance of {} as {attached}", pushed.digest);
         Ok(pushed.digest)
     })

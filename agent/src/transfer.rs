@@ -40,42 +40,75 @@ impl Connection {
     }
 }
 
-/// Where a layer's bytes are on disk.
+/// Files up to this size are hashed before the upload: their digest is then known
+/// first, so a blob the registry already has costs one `HEAD` and is not sent again;
+/// when it must be sent, the file is read a second time (into memory, checked against
+/// that digest). Larger files and directories are read once, hashed while they stream,
+/// and always sent: knowing their digest first would mean reading them twice. At 1 MiB
+/// the second read costs well under a millisecond, and the memory of the uploads in
+/// flight stays a few MiB.
+const SMALL_FILE: u64 = 1 << 20;
+
+/// How a layer's bytes are read.
 enum Blob {
+    /// A small file, hashed already.
+    Small(PathBuf),
+    /// A larger file, streamed from disk.
     File(PathBuf),
-    Packed(pack::Packed),
+    /// A directory, packed while it streams.
+    Directory { path: PathBuf, title: String },
 }
 
-impl Blob {
-    fn path(&self) -> &Path {
-        match self {
-            Blob::File(path) => path,
-            Blob::Packed(packed) => packed.file.path(),
-        }
+/// A file of at most [`SMALL_FILE`] bytes, read whole; refused if it is no longer
+/// `size` bytes or changes while it is read.
+fn read_small_file(path: &Path, size: u64) -> Result<Vec<u8>> {
+    let mut data = Vec::with_capacity(size as usize);
+    let read = pack::read_file_into(path, &mut data)?;
+    if read != size {
+        bail!(
+            "{} changed since it was hashed ({read} bytes, was {size}): refused, nothing published",
+            path.display()
+        );
     }
+    Ok(data)
 }
 
-fn prepare(source: &PushSource, temp_dir: &Path) -> Result<(Descriptor, Blob)> {
+/// A layer before its upload: small files are hashed (and so known) already.
+struct Layer {
+    title: String,
+    blob: Blob,
+    /// Known before the upload for small files, after it for the others.
+    descriptor: Option<Descriptor>,
+}
+
+fn prepare(source: &PushSource) -> Result<Layer> {
     let meta = std::fs::metadata(&source.path)
         .with_context(|| format!("cannot push {}", source.path.display()))?;
+    let title = source.title.clone();
     if meta.is_dir() {
-        let packed = pack::pack_directory(&source.path, &source.title, temp_dir)?;
-        tracing::debug!(
-            path = %source.path.display(),
-            digest = %packed.digest,
-            size = packed.size,
-            "packed directory"
-        );
-        Ok((
-            layout::directory_descriptor(&source.title, &packed),
-            Blob::Packed(packed),
-        ))
+        Ok(Layer {
+            title,
+            blob: Blob::Directory {
+                path: source.path.clone(),
+                title: source.title.clone(),
+            },
+            descriptor: None,
+        })
+    } else if meta.is_file() && meta.len() <= SMALL_FILE {
+        let data = read_small_file(&source.path, meta.len())?;
+        let digest = crate::registry::sha256_digest(&data);
+        let descriptor = layout::file_descriptor(&title, digest, data.len() as u64);
+        Ok(Layer {
+            title,
+            blob: Blob::Small(source.path.clone()),
+            descriptor: Some(descriptor),
+        })
     } else if meta.is_file() {
-        let (digest, size) = pack::hash_file(&source.path)?;
-        Ok((
-            layout::file_descriptor(&source.title, digest, size),
-            Blob::File(source.path.clone()),
-        ))
+        Ok(Layer {
+            title,
+            blob: Blob::File(source.path.clone()),
+            descriptor: None,
+        })
     } else {
         bail!(
             "cannot push {}: not a file or a directory",
@@ -91,47 +124,70 @@ pub struct PushedManifest {
     pub size: u64,
 }
 
-/// Push `sources` as the artifact `reference`; returns its manifest.
-/// Directories are packed into temporary files in `temp_dir`.
+/// Push `sources` as the artifact `reference`; returns its manifest. Small files are
+/// read while the registry is reached; a source that cannot be read fails the push
+/// at once.
 pub async fn push(
     reference: &ArtifactRef,
     sources: &[PushSource],
     annotations: BTreeMap<String, String>,
     connection: &Connection,
-    temp_dir: &Path,
 ) -> Result<PushedManifest> {
     if sources.is_empty() {
         bail!("nothing to push to {reference}");
     }
-    let owned_sources = sources.to_vec();
-    let temp = temp_dir.to_path_buf();
-    let packing = tokio::task::spawn_blocking(move || {
-        owned_sources
-            .iter()
-            .map(|source| prepare(source, &temp))
-            .collect::<Result<Vec<_>>>()
-    });
-    let connecting = connection.open(reference, Operation::Push);
-    let (layers, registry) = tokio::join!(packing, connecting);
-    let layers = layers.context("the packing task failed")??;
-    let registry = registry?;
+    let connecting =
+        async { Ok::<_, anyhow::Error>(connection.open(reference, Operation::Push).await?) };
+    let (layers, registry) = tokio::try_join!(prepare_all(sources), connecting)?;
+    push_layers(&registry, layers, annotations).await
+}
 
-    upload_missing_blobs(&registry, &layers).await?;
-    let descriptors = layers.iter().map(|(d, _)| d.clone()).collect();
+/// Push `sources` as the artifact of `registry`'s reference, through a registry
+/// already reached (the sidecar reaches it while the application runs).
+pub async fn push_to(
+    registry: &Registry,
+    sources: &[PushSource],
+    annotations: BTreeMap<String, String>,
+) -> Result<PushedManifest> {
+    if sources.is_empty() {
+        bail!("nothing to push to {}", registry.reference());
+    }
+    let layers = prepare_all(sources).await?;
+    push_layers(registry, layers, annotations).await
+}
+
+async fn prepare_all(sources: &[PushSource]) -> Result<Vec<Layer>> {
+    let sources = sources.to_vec();
+    tokio::task::spawn_blocking(move || sources.iter().map(prepare).collect::<Result<Vec<_>>>())
+        .await
+        .context("the reading task failed")?
+}
+
+async fn push_layers(
+    registry: &Registry,
+    mut layers: Vec<Layer>,
+    annotations: BTreeMap<String, String>,
+) -> Result<PushedManifest> {
+    upload_layers(registry, &mut layers).await?;
+    let descriptors = layers
+        .iter()
+        .map(|layer| layer.descriptor.clone())
+        .collect::<Option<Vec<_>>>()
+        .context("a layer has no descriptor after its upload")?;
     let manifest = layout::build_manifest(descriptors, annotations);
     let body = serde_json::to_vec_pretty(&manifest).context("cannot serialize the manifest")?;
     let size = body.len() as u64;
-    let digest = publish_manifest(&registry, &layers, body).await?;
-    tracing::info!("pushed {reference} as {digest}");
+    let digest = publish_manifest(registry, &mut layers, body).await?;
+    tracing::info!("pushed {} as {digest}", registry.reference());
     Ok(PushedManifest { digest, size })
 }
 
 /// Pushes the manifest of `layers`. When the registry collected garbage between their
-/// upload and now (it refuses the manifest: blob unknown), they are uploaded again and
-/// the manifest pushed once more.
+/// upload and now (it refuses the manifest: blob unknown), they are uploaded again
+/// (and must read back to the same digests) and the manifest pushed once more.
 async fn publish_manifest(
     registry: &Registry,
-    layers: &[(Descriptor, Blob)],
+    layers: &mut [Layer],
     body: Vec<u8>,
 ) -> Result<String> {
     match registry
@@ -143,7 +199,7 @@ async fn publish_manifest(
                 "{}: the registry lost blobs of this push; uploading them again",
                 registry.reference()
             );
-            upload_missing_blobs(registry, layers).await?;
+            upload_layers(registry, layers).await?;
             Ok(registry
                 .push_manifest(body, layout::MANIFEST_MEDIA_TYPE)
                 .await?)
@@ -152,24 +208,12 @@ async fn publish_manifest(
     }
 }
 
-/// Uploads the layers and the empty config the registry does not have yet.
-async fn upload_missing_blobs(registry: &Registry, layers: &[(Descriptor, Blob)]) -> Result<()> {
-    futures_util::stream::iter(layers.iter())
-        .map(|(descriptor, blob)| async move {
-            if registry.has_blob(&descriptor.digest).await? {
-                tracing::debug!(digest = %descriptor.digest, "blob already in the registry");
-                return Ok(());
-            }
-            tracing::info!(
-                "pushing {} ({} bytes) to {}",
-                descriptor.title().unwrap_or_default(),
-                descriptor.size,
-                registry.reference()
-            );
-            registry
-                .push_blob_file(blob.path(), &descriptor.digest, descriptor.size)
-                .await
-        })
+/// Uploads the layers (small ones unless the registry has them) and the empty config;
+/// fills in the descriptors of the layers streamed. A layer that has a descriptor
+/// already must upload to that same digest.
+async fn upload_layers(registry: &Registry, layers: &mut [Layer]) -> Result<()> {
+    futures_util::stream::iter(layers.iter_mut())
+        .map(|layer| upload_layer(registry, layer))
         .buffer_unordered(CONCURRENT_BLOBS)
         .try_collect::<Vec<()>>()
         .await?;
@@ -179,6 +223,70 @@ async fn upload_missing_blobs(registry: &Registry, layers: &[(Descriptor, Blob)]
             layout::EMPTY_CONFIG_DIGEST,
         )
         .await?;
+    Ok(())
+}
+
+async fn upload_layer(registry: &Registry, layer: &mut Layer) -> Result<()> {
+    let expected = layer.descriptor.as_ref().map(|d| d.digest.clone());
+    let title = layer.title.clone();
+    match &layer.blob {
+        Blob::Small(path) => {
+            let Some(descriptor) = &layer.descriptor else {
+                bail!("{title}: a small file without its digest");
+            };
+            let digest = &descriptor.digest;
+            if registry.has_blob(digest).await? {
+                tracing::debug!(%digest, "blob already in the registry");
+                return Ok(());
+            }
+            tracing::info!(
+                "pushing {title} ({} bytes) to {}",
+                descriptor.size,
+                registry.reference()
+            );
+            let (reading, size) = (path.clone(), descriptor.size);
+            let data = tokio::task::spawn_blocking(move || read_small_file(&reading, size))
+                .await
+                .context("the reading task failed")??;
+            let actual = crate::registry::sha256_digest(&data);
+            if &actual != digest {
+                bail!(
+                    "{} changed since it was hashed (now {actual}, was {digest}): refused, nothing published",
+                    path.display()
+                );
+            }
+            registry.push_blob_bytes(data.into(), digest).await?;
+        }
+        Blob::File(path) => {
+            let size = std::fs::metadata(path)
+                .with_context(|| format!("cannot push {}", path.display()))?
+                .len();
+            tracing::info!("pushing {title} ({size} bytes) to {}", registry.reference());
+            let path = path.clone();
+            let (digest, size, ()) = registry
+                .push_blob_streamed(&title, Some(size), expected.as_deref(), move |sink| {
+                    pack::read_file_into(&path, sink).map(|_| ())
+                })
+                .await?;
+            layer.descriptor = Some(layout::file_descriptor(&title, digest, size));
+        }
+        Blob::Directory { path, title: name } => {
+            tracing::info!("pushing {title} (a directory) to {}", registry.reference());
+            let (path, name) = (path.clone(), name.clone());
+            let (digest, size, content_digest) = registry
+                .push_blob_streamed(&title, None, expected.as_deref(), move |sink| {
+                    pack::pack_directory_into(&path, &name, sink)
+                })
+                .await?;
+            tracing::debug!(%digest, size, "packed and pushed the directory");
+            layer.descriptor = Some(layout::directory_descriptor(
+                &title,
+                digest,
+                size,
+                content_digest,
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -338,17 +446,17 @@ mod tests {
             plain_http: true,
             retry: RetryPolicy::with_budget(std::time::Duration::from_secs(5)),
         };
-        let layers = vec![prepare(&source, work.path()).unwrap()];
+        let mut layers = vec![prepare(&source).unwrap()];
         let body = serde_json::to_vec(&layout::build_manifest(
-            layers.iter().map(|(d, _)| d.clone()).collect(),
+            layers.iter().flat_map(|l| l.descriptor.clone()).collect(),
             BTreeMap::new(),
         ))
         .unwrap();
         let connect = || connection.open(&reference, Operation::Push);
-        let layer = layers[0].0.digest.clone();
+        let layer = layers[0].descriptor.clone().unwrap().digest;
 
         runtime.block_on(async {
-            upload_missing_blobs(&connect().await.unwrap(), &layers)
+            upload_layers(&connect().await.unwrap(), &mut layers)
                 .await
                 .unwrap();
         });
@@ -378,7 +486,9 @@ mod tests {
         );
         let expected = crate::registry::sha256_digest(&body);
         let digest = runtime
-            .block_on(async { publish_manifest(&connect().await.unwrap(), &layers, body).await })
+            .block_on(async {
+                publish_manifest(&connect().await.unwrap(), &mut layers, body).await
+            })
             .unwrap();
         assert_eq!(digest, expected);
         assert!(stored(&registry), "uploaded again");

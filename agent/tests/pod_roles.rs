@@ -541,3 +541,50 @@ fn on_a_registry_with_the_referrers_api_the_attestation_needs_no_referrers_tag()
             .starts_with(&format!("{input}@sha256:"))
     );
 }
+
+#[test]
+fn the_sidecar_asks_the_registry_for_its_version_once_for_two_runs() {
+    let registry = TestRegistry::start_with_access_log();
+    let work = tempfile::tempdir().unwrap();
+    let share = work.path().join("share");
+    let output = registry.reference("ready/app:v1");
+    let sidecar = Sidecar::start(&share, &output, &[]);
+    // The registry is reached while the application runs, before any exit record.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !registry.agent_requests().contains(&"GET /v2/".to_string()) {
+        assert!(std::time::Instant::now() < deadline, "no GET /v2/ yet");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for run in ["first", "second"] {
+        let launched = launch(
+            &share,
+            work.path(),
+            &["--output-path", "out.txt", "--wait-push"],
+            &format!("echo {run} > out.txt"),
+        );
+        assert!(launched.status.success(), "{launched:?}");
+        assert!(
+            fs::read_to_string(share.join("state/push"))
+                .unwrap()
+                .starts_with("ok "),
+            "{run}"
+        );
+    }
+    let (code, log) = sidecar.terminate();
+    assert_eq!(code, 0, "{log}");
+    let requests = registry.agent_requests();
+    // Two pushes, each with its attestation, on one connection reached once.
+    assert_eq!(
+        requests.iter().filter(|r| *r == "GET /v2/").count(),
+        1,
+        "{requests:#?}"
+    );
+    assert_eq!(
+        requests
+            .iter()
+            .filter(|r| r.starts_with("PUT /v2/ready/app/manifests/v1"))
+            .count(),
+        2,
+        "{requests:#?}"
+    );
+}

@@ -642,6 +642,11 @@ fn credentials_come_from_the_environment_or_the_docker_config() {
     let registry = TestRegistry::start_with_htpasswd(HTPASSWD);
     let work = tempfile::tempdir().unwrap();
     write(&work.path().join("secret.txt"), b"behind a password\n");
+    // A directory streams through its own upload session, with the same credentials.
+    write(
+        &work.path().join("tree/inner.txt"),
+        b"streamed behind a password\n",
+    );
     let reference = registry.reference("auth/test:v1");
 
     // Anonymous: refused, saying which reference.
@@ -658,7 +663,7 @@ fn credentials_come_from_the_environment_or_the_docker_config() {
         .env("ORAS_USER", "tester")
         .env("ORAS_PUSH_PASS", "secret-pw")
         .env("ORAS_PULL_PASS", "wrong")
-        .args(["push", "--plain-http", &reference, "secret.txt"])
+        .args(["push", "--plain-http", &reference, "secret.txt", "tree"])
         .current_dir(work.path())
         .output()
         .unwrap();
@@ -692,6 +697,10 @@ fn credentials_come_from_the_environment_or_the_docker_config() {
     assert_eq!(
         fs::read(work.path().join("env/secret.txt")).unwrap(),
         b"behind a password\n"
+    );
+    assert_eq!(
+        fs::read(work.path().join("env/tree/inner.txt")).unwrap(),
+        b"streamed behind a password\n"
     );
 
     // The Docker config's auths entry for the registry.

@@ -107,11 +107,15 @@ impl PolicyHost {
         self.host_calls.load(Ordering::SeqCst)
     }
 
-    fn call(&self, function: &str, payload: &[u8]) -> Result<Value> {
-        let answer = self
-            .host
+    /// Calls the guest's `function` with `payload`; its answer as it sent it.
+    pub fn call_raw(&self, function: &str, payload: &[u8]) -> Result<Vec<u8>> {
+        self.host
             .call(function, payload)
-            .with_context(|| format!("the policy's {function} failed"))?;
+            .with_context(|| format!("the policy's {function} failed"))
+    }
+
+    fn call(&self, function: &str, payload: &[u8]) -> Result<Value> {
+        let answer = self.call_raw(function, payload)?;
         serde_json::from_slice(&answer)
             .with_context(|| format!("the policy's {function} answered something that is not JSON"))
     }

@@ -113,19 +113,22 @@ pub fn file_descriptor(title: &str, digest: String, size: u64) -> Descriptor {
     }
 }
 
-/// The descriptor of a directory layer.
-pub fn directory_descriptor(title: &str, packed: &pack::Packed) -> Descriptor {
+/// The descriptor of a directory layer: the packed blob's `digest` and `size`, and the
+/// digest of its uncompressed tar.
+pub fn directory_descriptor(
+    title: &str,
+    digest: String,
+    size: u64,
+    content_digest: String,
+) -> Descriptor {
     Descriptor {
         media_type: DIRECTORY_MEDIA_TYPE.to_string(),
-        digest: packed.digest.clone(),
-        size: packed.size,
+        digest,
+        size,
         data: None,
         annotations: BTreeMap::from([
             (TITLE_ANNOTATION.to_string(), title.to_string()),
-            (
-                CONTENT_DIGEST_ANNOTATION.to_string(),
-                packed.content_digest.clone(),
-            ),
+            (CONTENT_DIGEST_ANNOTATION.to_string(), content_digest),
             (UNPACK_ANNOTATION.to_string(), "true".to_string()),
         ]),
     }

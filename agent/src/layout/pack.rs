@@ -1,9 +1,13 @@
-//! Packing: hashing a file layer, and turning a directory into a tar+gzip layer in a
-//! temporary file. Reading and tarring run on one thread, gzip on another, so both
-//! cores work; memory stays at a few MiB of buffers whatever the size.
+//! Packing: reading a file layer, and turning a directory into a tar+gzip layer. Both
+//! write into any sink (the registry's upload stream, or a temporary file) in one pass;
+//! reading and tarring run on one thread, gzip on another, so both cores work, and
+//! memory stays at a few MiB of buffers whatever the size.
+//!
+//! A source that changes while it is read (a file that grows, shrinks or is modified)
+//! is refused: what was read would not be what the manifest describes.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -16,53 +20,66 @@ use sha2::{Digest as _, Sha256};
 const PIPE_BLOCK: usize = 1 << 20;
 /// Blocks in flight between the two threads.
 const PIPE_DEPTH: usize = 4;
-/// Read size when hashing a file.
-const HASH_READ: usize = 1 << 20;
+/// Read size when reading a file.
+const READ_BLOCK: usize = 1 << 20;
+/// The gzip level of directory layers: level 1 (see the README's packing figures: the
+/// higher levels cost more time than the smaller upload saves on a local network).
+const GZIP_LEVEL: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PackError {
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: io::Error },
-    #[error("cannot write the archive of {path} to {temp_dir}: {source}")]
-    Write {
-        path: PathBuf,
-        temp_dir: PathBuf,
-        source: io::Error,
-    },
+    #[error("cannot write the archive of {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
     #[error("cannot pack {path}: it is a {kind}, only files, directories and symlinks are pushed")]
     Unsupported { path: PathBuf, kind: &'static str },
     #[error("cannot pack {path}: {reason}")]
     Name { path: PathBuf, reason: String },
+    #[error("{path} changed while it was read ({what}): refused, nothing published")]
+    Changed { path: PathBuf, what: String },
 }
 
-/// `sha256:<hex>` and size of a file, read in large blocks.
-pub fn hash_file(path: &Path) -> Result<(String, u64), PackError> {
+/// Copy the file at `path` into `sink` in one pass; refused when the file changes while
+/// it is read. Returns its size.
+pub fn read_file_into(path: &Path, sink: &mut impl Write) -> Result<u64, PackError> {
     let read_error = |source| PackError::Read {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = File::open(path).map_err(read_error)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; HASH_READ];
-    let mut size = 0u64;
+    let file = File::open(path).map_err(read_error)?;
+    let before = file.metadata().map_err(read_error)?;
+    let mut checked = Unchanging::new(file, &before);
+    let mut buffer = vec![0u8; READ_BLOCK];
     loop {
-        let n = file.read(&mut buffer).map_err(read_error)?;
+        let n = checked
+            .read(&mut buffer)
+            .map_err(|e| source_error(e, path))?;
         if n == 0 {
             break;
         }
-        hasher.update(&buffer[..n]);
-        size += n as u64;
+        sink.write_all(&buffer[..n])
+            .map_err(|source| PackError::Write {
+                path: path.to_path_buf(),
+                source,
+            })?;
     }
-    Ok((format!("sha256:{}", hex::encode(hasher.finalize())), size))
+    // The path may now name another file (replaced by a rename): refused as well.
+    let now = fs::metadata(path).map_err(read_error)?;
+    if now.ino() != before.ino() || now.dev() != before.dev() {
+        return Err(PackError::Changed {
+            path: path.to_path_buf(),
+            what: "it was replaced".into(),
+        });
+    }
+    Ok(before.len())
 }
 
-/// A directory packed as tar+gzip in a temporary file.
+/// A directory packed as tar+gzip in a temporary file (what the unpacking tests read).
+#[cfg(test)]
 #[derive(Debug)]
 pub struct Packed {
     pub file: tempfile::NamedTempFile,
-    /// Digest of the compressed blob.
-    pub digest: String,
-    pub size: u64,
     /// Digest of the uncompressed tar (`io.deis.oras.content.digest`).
     pub content_digest: String,
 }
@@ -72,6 +89,24 @@ struct Hashing<W> {
     inner: W,
     hasher: Sha256,
     count: u64,
+}
+
+impl<W> Hashing<W> {
+    fn new(inner: W) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+
+    /// `sha256:<hex>` and size of what went through.
+    fn finish(self) -> (String, u64) {
+        (
+            format!("sha256:{}", hex::encode(self.hasher.finalize())),
+            self.count,
+        )
+    }
 }
 
 impl<W: Write> Write for Hashing<W> {
@@ -121,10 +156,10 @@ impl Write for BlockSender {
 
 /// Pack `dir` as a tar+gzip layer whose entries are prefixed by `title`, into a
 /// temporary file in `temp_dir`.
+#[cfg(test)]
 pub fn pack_directory(dir: &Path, title: &str, temp_dir: &Path) -> Result<Packed, PackError> {
     let write_error = |source| PackError::Write {
-        path: dir.to_path_buf(),
-        temp_dir: temp_dir.to_path_buf(),
+        path: temp_dir.to_path_buf(),
         source,
     };
     let temp = tempfile::Builder::new()
@@ -132,45 +167,47 @@ pub fn pack_directory(dir: &Path, title: &str, temp_dir: &Path) -> Result<Packed
         .tempfile_in(temp_dir)
         .map_err(write_error)?;
     let out = temp.as_file().try_clone().map_err(write_error)?;
+    let mut out = io::BufWriter::with_capacity(PIPE_BLOCK, out);
+    let content_digest = pack_directory_into(dir, title, &mut out)?;
+    out.flush().map_err(write_error)?;
+    Ok(Packed {
+        file: temp,
+        content_digest,
+    })
+}
+
+/// Pack `dir` as a tar+gzip stream whose entries are prefixed by `title`, written into
+/// `sink` (from a second thread); returns the digest of the uncompressed tar.
+pub fn pack_directory_into<W: Write + Send>(
+    dir: &Path,
+    title: &str,
+    sink: W,
+) -> Result<String, PackError> {
+    let write_error = |source| PackError::Write {
+        path: dir.to_path_buf(),
+        source,
+    };
     let (sender, receiver) = mpsc::sync_channel::<Vec<u8>>(PIPE_DEPTH);
 
     let (tar_result, gzip_result) = std::thread::scope(|scope| {
-        let gzip = scope.spawn(move || -> io::Result<(String, u64)> {
-            let hashed = Hashing {
-                inner: BufWriter::with_capacity(PIPE_BLOCK, out),
-                hasher: Sha256::new(),
-                count: 0,
-            };
-            let mut encoder = GzEncoder::new(hashed, Compression::fast());
+        let gzip = scope.spawn(move || -> io::Result<()> {
+            let mut encoder = GzEncoder::new(sink, Compression::new(GZIP_LEVEL));
             for block in receiver {
                 encoder.write_all(&block)?;
             }
-            let mut hashed = encoder.finish()?;
-            hashed.flush()?;
-            Ok((
-                format!("sha256:{}", hex::encode(hashed.hasher.finalize())),
-                hashed.count,
-            ))
+            encoder.finish()?.flush()
         });
         let tar_result = (|| {
-            let sink = Hashing {
-                inner: BlockSender {
-                    block: Vec::with_capacity(PIPE_BLOCK),
-                    sender,
-                },
-                hasher: Sha256::new(),
-                count: 0,
-            };
+            let sink = Hashing::new(BlockSender {
+                block: Vec::with_capacity(PIPE_BLOCK),
+                sender,
+            });
             let mut builder = tar::Builder::new(sink);
             builder.mode(tar::HeaderMode::Complete);
             append_tree(&mut builder, dir, Path::new(title))?;
-            let mut sink = builder.into_inner().map_err(|source| PackError::Write {
-                path: dir.to_path_buf(),
-                temp_dir: temp_dir.to_path_buf(),
-                source,
-            })?;
+            let mut sink = builder.into_inner().map_err(write_error)?;
             sink.inner.send_block().map_err(write_error)?;
-            Ok::<_, PackError>(format!("sha256:{}", hex::encode(sink.hasher.finalize())))
+            Ok::<_, PackError>(sink.finish().0)
             // `sink` drops here, closing the channel so the gzip thread finishes.
         })();
         // A join error means the gzip thread panicked: report it as a write error.
@@ -179,14 +216,95 @@ pub fn pack_directory(dir: &Path, title: &str, temp_dir: &Path) -> Result<Packed
             .unwrap_or_else(|_| Err(io::Error::other("the gzip thread panicked")));
         (tar_result, gzip_result)
     });
-    let content_digest = tar_result?;
-    let (digest, size) = gzip_result.map_err(write_error)?;
-    Ok(Packed {
-        file: temp,
-        digest,
-        size,
-        content_digest,
-    })
+    // The sink's own error (the upload stopped) explains a tar side that found the
+    // pipe closed.
+    match (tar_result, gzip_result) {
+        (Ok(content_digest), Ok(())) => Ok(content_digest),
+        (Err(err @ (PackError::Changed { .. } | PackError::Read { .. })), _) => Err(err),
+        (_, Err(source)) => Err(write_error(source)),
+        (Err(err), Ok(())) => Err(err),
+    }
+}
+
+/// A file being read that must stay what its metadata said: exactly `expected` bytes,
+/// and not modified until its end was read.
+struct Unchanging {
+    file: File,
+    expected: u64,
+    modified: (i64, i64),
+    read: u64,
+}
+
+/// The marker inside an `io::Error` that a source changed while it was read.
+#[derive(Debug)]
+struct ChangedWhileRead(String);
+
+impl std::fmt::Display for ChangedWhileRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ChangedWhileRead {}
+
+impl Unchanging {
+    fn new(file: File, meta: &fs::Metadata) -> Self {
+        Self {
+            file,
+            expected: meta.len(),
+            modified: (meta.mtime(), meta.mtime_nsec()),
+            read: 0,
+        }
+    }
+
+    fn changed(what: String) -> io::Error {
+        io::Error::other(ChangedWhileRead(what))
+    }
+}
+
+impl Read for Unchanging {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // One byte more than expected may be asked for, to see a file that grew.
+        let room = (self.expected - self.read + 1).min(buf.len() as u64) as usize;
+        let n = self.file.read(&mut buf[..room])?;
+        self.read += n as u64;
+        if self.read > self.expected {
+            return Err(Self::changed(format!(
+                "it grew beyond its {} bytes",
+                self.expected
+            )));
+        }
+        if n == 0 || self.read == self.expected {
+            let meta = self.file.metadata()?;
+            if self.read < self.expected {
+                return Err(Self::changed(format!(
+                    "it ended after {} of its {} bytes",
+                    self.read, self.expected
+                )));
+            }
+            if meta.len() != self.expected || (meta.mtime(), meta.mtime_nsec()) != self.modified {
+                return Err(Self::changed("it was modified".into()));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// A read error, or the file changing while read.
+fn source_error(err: io::Error, path: &Path) -> PackError {
+    match err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<ChangedWhileRead>())
+    {
+        Some(changed) => PackError::Changed {
+            path: path.to_path_buf(),
+            what: changed.0.clone(),
+        },
+        None => PackError::Read {
+            path: path.to_path_buf(),
+            source: err,
+        },
+    }
 }
 
 fn header_for(meta: &fs::Metadata, entry_type: tar::EntryType) -> tar::Header {
@@ -240,7 +358,15 @@ fn append_tree<W: Write>(
             let mut header = header_for(&meta, tar::EntryType::Regular);
             header.set_size(meta.len());
             let file = File::open(&child_path).map_err(read_error(&child_path))?;
-            append(builder, &mut header, &child_name, file, &child_path)?;
+            let opened = file.metadata().map_err(read_error(&child_path))?;
+            if opened.ino() != meta.ino() || opened.len() != meta.len() {
+                return Err(PackError::Changed {
+                    path: child_path,
+                    what: "it was replaced while the directory was read".into(),
+                });
+            }
+            let data = Unchanging::new(file, &meta);
+            append(builder, &mut header, &child_name, data, &child_path)?;
         } else if file_type.is_symlink() {
             let target = fs::read_link(&child_path).map_err(read_error(&child_path))?;
             let mut header = header_for(&meta, tar::EntryType::Symlink);
@@ -269,10 +395,7 @@ fn append<W: Write>(
 ) -> Result<(), PackError> {
     builder
         .append_data(header, name, data)
-        .map_err(|e| PackError::Read {
-            path: source.to_path_buf(),
-            source: e,
-        })
+        .map_err(|e| source_error(e, source))
 }
 
 fn kind_of(file_type: &fs::FileType) -> &'static str {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod faulty;
+pub mod front;
 pub mod registry;
 
 use std::collections::BTreeMap;

@@ -76,6 +76,67 @@ impl TestRegistry {
         Self::wrap(Registry::start_with_tls(&cert))
     }
 
+    /// A registry that logs each request it answers (its access log).
+    pub fn start_with_access_log() -> Self {
+        Self::wrap(Registry::start_with_env(
+            std::path::Path::new(oras_testkit::registry::REGISTRY_BINARY),
+            free_port(),
+            vec![("REGISTRY_LOG_ACCESSLOG_DISABLED".into(), "false".into())],
+        ))
+    }
+
+    /// The requests the agent made, as `METHOD path` in order (from the access log of
+    /// [`TestRegistry::start_with_access_log`]).
+    pub fn agent_requests(&self) -> Vec<String> {
+        self.inner
+            .log()
+            .lines()
+            .filter(|line| line.contains("\"oras-agent/"))
+            .filter_map(|line| {
+                let request = line.split('"').nth(1)?;
+                let mut words = request.split(' ');
+                Some(format!("{} {}", words.next()?, words.next()?))
+            })
+            .collect()
+    }
+
+    /// Whether the registry knows the manifest `repository:tag`.
+    pub fn has_manifest(&self, repository: &str, tag: &str) -> bool {
+        self.inner
+            .manifest(repository, tag)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_some()
+    }
+
+    /// The digests of the blobs the registry stores, each checked against its content:
+    /// a blob stored under a digest it does not have fails the test.
+    pub fn stored_blobs(&self) -> Vec<String> {
+        use sha2::Digest;
+        let root = self
+            .inner
+            .storage_dir()
+            .join("docker/registry/v2/blobs/sha256");
+        let mut digests = Vec::new();
+        for prefix in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            for blob in std::fs::read_dir(prefix.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let hex = blob.file_name().to_string_lossy().into_owned();
+                let data = std::fs::read(blob.path().join("data")).unwrap();
+                assert_eq!(
+                    hex::encode(sha2::Sha256::digest(&data)),
+                    hex,
+                    "the registry holds a blob under a digest its content does not have"
+                );
+                digests.push(format!("sha256:{hex}"));
+            }
+        }
+        digests.sort();
+        digests
+    }
+
     pub fn start_on(port: u16) -> Self {
         Self::wrap(Registry::start_on(port))
     }

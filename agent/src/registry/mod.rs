@@ -1,13 +1,15 @@
 //! The registry client: the only place that talks HTTP.
 //!
 //! Built on `oci-client`, working around its traps:
-//! - blobs are pushed with one monolithic streaming PUT (reads of 1 MiB), never its
-//!   chunked upload, which sends one request per stream item;
-//! - zero-byte blobs go through the same streaming PUT, which accepts them;
+//! - large blobs are read once, hashed while they stream in one upload session of our
+//!   own ([`upload`]); small in-memory blobs go through one monolithic PUT, never the
+//!   crate's chunked upload, which sends one request per stream item;
+//! - zero-byte blobs go through the same monolithic PUT, which accepts them;
 //! - blobs are pulled into a temporary file and verified here before anyone renames
 //!   them into place;
 //! - on registries without authentication, the client would request `/v2/` before
-//!   every call: blob calls then go through a client that never stored credentials.
+//!   every call: blob calls then go through a client that never stored credentials,
+//!   and the one `GET /v2/` of [`Registry::connect`] is the only one.
 //!
 //! Connection refused, time-outs, 5xx and 429 are retried with backoff within
 //! [`RetryPolicy::budget`], then reported with the registry and the reference.
@@ -15,12 +17,14 @@
 //! reverse) is named at once and never retried: no retry can change its answer, and
 //! no call downgrades or upgrades on its own, not even for a loopback registry.
 
+mod upload;
+
 use std::future::Future;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::manifest::{OciDescriptor, OciImageIndex};
@@ -32,9 +36,9 @@ use tokio::io::AsyncWriteExt;
 use crate::credentials::{self, Operation};
 use crate::progress::Progress;
 use crate::reference::ArtifactRef;
+pub use upload::BlobSink;
+use upload::{Attempt, UploadAuth};
 
-/// Size of each read when streaming a blob from disk to the registry.
-const UPLOAD_READ_SIZE: usize = 1 << 20;
 /// Buffer between the network and a blob's temporary file.
 const DOWNLOAD_BUFFER_SIZE: usize = 1 << 20;
 /// Environment variable holding the retry budget in seconds.
@@ -119,6 +123,8 @@ pub enum RegistryError {
     },
     #[error("{reference}: unsupported digest {digest:?} (only sha256 is supported)")]
     UnsupportedDigest { reference: String, digest: String },
+    #[error("cannot push to {reference}: {reason}")]
+    Source { reference: String, reason: String },
     #[error("{registry} answers plain HTTP: use --plain-http")]
     AnswersPlainHttp { registry: String },
     #[error("{registry} answers HTTPS: drop --plain-http")]
@@ -253,6 +259,16 @@ fn client_config(plain_http: bool, stall: Duration) -> ClientConfig {
     }
 }
 
+/// The client of our own requests (the version check, streamed uploads, deletes), set
+/// up as `oci-client` sets up its own from [`client_config`].
+fn http_client(stall: Duration) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(stall)
+        .user_agent(concat!("oras-agent/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
 /// Which client serves which call, after probing how the registry authenticates.
 enum Mode {
     /// The registry hands out tokens (or takes basic auth): the probing client has
@@ -271,6 +287,9 @@ pub struct Registry {
     mode: Mode,
     retry: RetryPolicy,
     plain_http: bool,
+    http: reqwest::Client,
+    /// How streamed uploads authenticate; a bearer token is renewed on a 401.
+    upload_auth: Mutex<UploadAuth>,
 }
 
 impl Registry {
@@ -292,20 +311,42 @@ impl Registry {
             "connecting"
         );
         let probe = Client::new(client_config(plain_http, retry.stall));
+        let http = http_client(retry.stall).map_err(|e| RegistryError::Failed {
+            registry: reference.registry().to_string(),
+            reference: reference.to_string(),
+            action: "reach".into(),
+            reason: error_chain(&e),
+        })?;
+        let upload_auth = match &auth {
+            RegistryAuth::Basic(user, password) => {
+                UploadAuth::Basic(user.clone(), password.clone())
+            }
+            RegistryAuth::Bearer(token) => UploadAuth::Bearer(token.clone()),
+            _ => UploadAuth::Anonymous,
+        };
         let mut registry = Self {
             reference: reference.clone(),
             auth,
             mode: Mode::Tokens(probe.clone()),
             retry,
             plain_http,
+            http,
+            upload_auth: Mutex::new(upload_auth),
         };
+        let challenged = registry.check_version().await?;
+        if !challenged && matches!(registry.auth, RegistryAuth::Anonymous) {
+            // An open registry: nothing more to ask it before the real calls.
+            registry.mode = Mode::Open {
+                probe,
+                blobs: Client::new(client_config(plain_http, retry.stall)),
+            };
+            registry.set_upload_auth(UploadAuth::Anonymous);
+            return Ok(registry);
+        }
         let ops: &[RegistryOperation] = match op {
             Operation::Pull => &[RegistryOperation::Pull],
             Operation::Push => &[RegistryOperation::Pull, RegistryOperation::Push],
         };
-        if plain_http {
-            registry.check_plain_http_answer().await?;
-        }
         let mut token = false;
         for registry_op in ops {
             let auth = registry.auth.clone();
@@ -314,6 +355,9 @@ impl Registry {
                 .with_retry("reach", || probe.auth(&oci, &auth, *registry_op))
                 .await?;
             token |= got.is_some();
+            if let (RegistryOperation::Push, Some(token)) = (registry_op, got) {
+                registry.set_upload_auth(UploadAuth::Bearer(token));
+            }
         }
         if !token && matches!(registry.auth, RegistryAuth::Anonymous) {
             registry.mode = Mode::Open {
@@ -324,30 +368,56 @@ impl Registry {
         Ok(registry)
     }
 
+    fn set_upload_auth(&self, auth: UploadAuth) {
+        // A poisoned lock only means another upload panicked while renewing.
+        *self
+            .upload_auth
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = auth;
+    }
+
+    fn upload_auth(&self) -> UploadAuth {
+        self.upload_auth
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     pub fn reference(&self) -> &ArtifactRef {
         &self.reference
     }
 
-    /// With `--plain-http`, ask `/v2/` once ourselves: `oci-client` takes an HTTPS
-    /// server's 400 to a plain-HTTP request for a registry without authentication, and
-    /// some TLS servers answer it with an alert or by closing the connection. An answer
-    /// that is not HTTP is told apart from a registry going down by a TLS handshake.
-    async fn check_plain_http_answer(&self) -> Result<(), RegistryError> {
-        let url = format!("http://{}/v2/", self.reference.oci().resolve_registry());
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(120))
-            .build()
-            .map_err(|e| self.failed("reach", error_chain(&e)))?;
+    /// Ask `/v2/` once ourselves: whether the registry asks for credentials (an open
+    /// registry needs nothing more before the real calls) and, with `--plain-http`,
+    /// whether it answers HTTPS instead: `oci-client` takes an HTTPS server's 400 to a
+    /// plain-HTTP request for a registry without authentication, and some TLS servers
+    /// answer it with an alert or by closing the connection. An answer that is not HTTP
+    /// is told apart from a registry going down by a TLS handshake.
+    async fn check_version(&self) -> Result<bool, RegistryError> {
+        let url = format!(
+            "{}://{}/v2/",
+            if self.plain_http { "http" } else { "https" },
+            self.reference.oci().resolve_registry()
+        );
+        let plain_http = self.plain_http;
         let answer = self
             .with_retry("reach", || async {
-                match client.get(&url).send().await {
+                match self.http.get(&url).send().await {
                     Ok(response) => {
                         let status = response.status().as_u16();
-                        Ok(Some((status, response.text().await.unwrap_or_default())))
+                        let challenged = response
+                            .headers()
+                            .contains_key(http::header::WWW_AUTHENTICATE);
+                        Ok(Some((
+                            status,
+                            challenged,
+                            response.text().await.unwrap_or_default(),
+                        )))
                     }
                     // Not up (yet): retried.
-                    Err(err) if err.is_connect() || err.is_timeout() => Err(err.into()),
+                    Err(err) if err.is_connect() || err.is_timeout() || !plain_http => {
+                        Err(err.into())
+                    }
                     Err(err) => {
                         tracing::debug!(error = %error_chain(&err), "no HTTP answer to GET /v2/");
                         Ok(None)
@@ -355,14 +425,14 @@ impl Registry {
                 }
             })
             .await?;
-        let https = match answer {
-            Some((status, body)) => is_https_answer(status, &body),
-            None => self.speaks_tls().await,
-        };
-        if https {
-            return Err(self.wrong_protocol(WrongProtocol::Https));
+        match answer {
+            Some((status, _, body)) if plain_http && is_https_answer(status, &body) => {
+                Err(self.wrong_protocol(WrongProtocol::Https))
+            }
+            Some((_, challenged, _)) => Ok(challenged),
+            None if self.speaks_tls().await => Err(self.wrong_protocol(WrongProtocol::Https)),
+            None => Ok(true),
         }
-        Ok(())
     }
 
     /// Whether the registry completes a TLS handshake and answers `GET /v2/` over it.
@@ -471,38 +541,108 @@ impl Registry {
         .await
     }
 
-    /// Push the file at `path` as the blob `digest` of `size` bytes: one streaming PUT.
-    pub async fn push_blob_file(
+    /// Push the blob `source` writes, read once: hashed while it streams in one
+    /// upload session, committed under the digest of what was sent only when `source`
+    /// succeeds (it refuses a file that changed while it was read) and, if `expected`
+    /// is given, the bytes hash to it. Each retry starts a new session and runs
+    /// `source` again from the start. Returns the blob's digest, its size and what
+    /// `source` returned. `label` names the source on the progress line and in errors;
+    /// `size` (when known) sizes the progress line.
+    pub async fn push_blob_streamed<T, E, F>(
         &self,
-        path: &Path,
-        digest: &str,
-        size: u64,
-    ) -> Result<(), RegistryError> {
+        label: &str,
+        size: Option<u64>,
+        expected: Option<&str>,
+        source: F,
+    ) -> Result<(String, u64, T), RegistryError>
+    where
+        T: Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+        F: Fn(&mut BlobSink) -> Result<T, E> + Send + Sync + 'static,
+    {
         let oci = self.reference.oci();
-        let action = format!("push {} ({digest}) to", path.display());
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        let progress = Progress::start(format!("pushing {name}"), size).map(Arc::new);
-        self.with_retry(&action, || async {
-            let file = tokio::fs::File::open(path).await?;
-            if let Some(progress) = &progress {
-                progress.restart();
-            }
-            let progress = progress.clone();
-            let stream = tokio_util::io::ReaderStream::with_capacity(file, UPLOAD_READ_SIZE)
-                .inspect_ok(move |chunk| {
-                    if let Some(progress) = &progress {
-                        progress.advance(chunk.len() as u64);
+        let uploads = reqwest::Url::parse(&format!(
+            "{}://{}/v2/{}/blobs/uploads/",
+            if self.plain_http { "http" } else { "https" },
+            oci.resolve_registry(),
+            oci.repository()
+        ))
+        .map_err(|e| self.failed(&format!("push {label} to"), e))?;
+        let progress = size
+            .and_then(|size| Progress::start(format!("pushing {label}"), size))
+            .map(Arc::new);
+        let source = Arc::new(source);
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(100);
+        let mut renewed = false;
+        loop {
+            let attempt = upload::attempt(
+                &self.http,
+                &self.upload_auth(),
+                &uploads,
+                expected,
+                progress.clone(),
+                source.clone(),
+            )
+            .await;
+            let failure = match attempt {
+                Attempt::Done(digest, size, value) => return Ok((digest, size, value)),
+                Attempt::Source(err) => {
+                    return Err(RegistryError::Source {
+                        reference: self.reference.to_string(),
+                        reason: error_chain(err.as_ref()),
+                    });
+                }
+                Attempt::Mismatch { actual, size } => {
+                    return Err(RegistryError::Source {
+                        reference: self.reference.to_string(),
+                        reason: format!(
+                            "{label} no longer hashes to {} (read {actual}, {size} bytes): it changed since it was first read; refused, nothing published",
+                            expected.unwrap_or_default()
+                        ),
+                    });
+                }
+                Attempt::Refused(reason) => {
+                    return Err(self.failed(&format!("push {label} to"), reason));
+                }
+                Attempt::Retry(failure) => failure,
+            };
+            if failure.is_unauthorized() {
+                // A bearer token expired: renew it once, then the 401 is final.
+                let renewed_token = match (&self.mode, renewed) {
+                    (Mode::Tokens(client), false) => client
+                        .auth(oci, &self.auth, RegistryOperation::Push)
+                        .await
+                        .ok()
+                        .flatten(),
+                    _ => None,
+                };
+                match renewed_token {
+                    Some(token) => {
+                        renewed = true;
+                        self.set_upload_auth(UploadAuth::Bearer(token));
+                        continue;
                     }
-                })
-                .map_err(OciDistributionError::IoError);
-            let pushed = self
-                .blob_client()
-                .push_blob_stream(oci, stream, digest, Some(size))
-                .await;
-            self.confirm_without_location(pushed, digest).await
-        })
-        .await?;
-        Ok(())
+                    None => return Err(self.failed(&format!("push {label} to"), failure)),
+                }
+            }
+            if start.elapsed() + delay > self.retry.budget {
+                return Err(RegistryError::Unavailable {
+                    registry: self.reference.registry().to_string(),
+                    reference: self.reference.to_string(),
+                    action: format!("push {label} to"),
+                    seconds: self.retry.budget.as_secs(),
+                    last: failure.to_string(),
+                });
+            }
+            tracing::warn!(
+                registry = self.reference.registry(),
+                "cannot push {label} to {} yet ({failure}); starting its upload again in {delay:?}",
+                self.reference,
+            );
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(3));
+        }
     }
 
     /// Some registries (go-containerregistry's, ECR for manifests) answer a completed
@@ -736,7 +876,7 @@ impl Registry {
             oci.repository()
         );
         let action = format!("delete manifest {digest} of");
-        let client = reqwest::Client::new();
+        let client = &self.http;
         let start = Instant::now();
         let mut delay = Duration::from_millis(100);
         loop {
