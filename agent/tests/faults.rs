@@ -1,6 +1,7 @@
 //! The agent against a real registry behind a fault-injecting front
-//! (`support::faulty`): error answers (500, 503, 429), connections reset in the middle
-//! of a blob or of an upload, a download that stalls. Retries are bounded, a truncated
+//! (`support::faulty`): error answers (500, 503, 429, with and without `Retry-After`), a
+//! connection reset in the middle of a blob, a download that stalls. (An upload cut
+//! mid-stream is in `streamed_push.rs`.) Retries are bounded, a truncated
 //! blob is never visible, and a fault that lasts ends in one clear error.
 
 mod support;
@@ -262,44 +263,92 @@ fn a_stalled_download_is_abandoned_and_fetched_again() {
     assert_eq!(tries[0].fault, Some("stall"));
 }
 
+fn asks_to_wait(status: &str, retry_after: &str) -> Fault {
+    Fault::answer(status, &[&format!("Retry-After: {retry_after}")], "")
+}
+
 #[test]
-fn an_upload_cut_mid_stream_is_sent_again_whole() {
+fn the_wait_a_registry_asks_for_is_taken_before_the_next_try() {
     let registry = TestRegistry::start();
-    let work = tempfile::tempdir().unwrap();
     let content = big_content();
-    write(&work.path().join("big.bin"), &content);
+    let work = pushed(&registry, "faults/wait", &[("big.bin", &content)]);
+
+    // A pull told to come back in 2 s (seconds).
     let front = FaultyFront::start(
         registry.port,
-        vec![
-            Rule::new(
-                "PATCH /v2/faults/upload/blobs/uploads/",
-                1,
-                Fault::ResetUploadAfter(1 << 20),
-            ),
-            Rule::new(
-                "PUT /v2/faults/upload/blobs/uploads/",
-                1,
-                Fault::ResetUploadAfter(1 << 20),
-            ),
-        ],
+        vec![Rule::new(
+            "GET /v2/faults/wait/blobs/",
+            1,
+            asks_to_wait("429 Too Many Requests", "2"),
+        )],
     );
-    let reference = format!("{}/faults/upload:v1", front.host());
-    agent_ok(
-        &["push", "--plain-http", &reference, "big.bin"],
-        work.path(),
-    );
-    assert!(front.seen().iter().any(|s| s.fault == Some("reset-upload")));
-
+    let reference = format!("{}/faults/wait:v1", front.host());
     let out = work.path().join("out");
     agent_ok(
         &[
             "pull",
             "--plain-http",
-            &registry.reference("faults/upload:v1"),
+            &reference,
             "-o",
             out.to_str().unwrap(),
         ],
         work.path(),
     );
     assert!(fs::read(out.join("big.bin")).unwrap() == content);
+    let tries = front.seen_with("GET /v2/faults/wait/blobs/");
+    assert_eq!(tries.len(), 2, "{tries:?}");
+    let waited = tries[1].at - tries[0].at;
+    assert!(waited.as_secs_f64() >= 2.0, "came back after {waited:?}");
+
+    // A push told to come back at a date (HTTP-date, whole seconds: at least 1 s on).
+    let when =
+        httpdate::fmt_http_date(std::time::SystemTime::now() + std::time::Duration::from_secs(3));
+    let front = FaultyFront::start(
+        registry.port,
+        vec![Rule::new(
+            "POST /v2/faults/wait-push/blobs/uploads/",
+            1,
+            asks_to_wait("503 Service Unavailable", &when),
+        )],
+    );
+    let reference = format!("{}/faults/wait-push:v1", front.host());
+    agent_ok(
+        &["push", "--plain-http", &reference, "big.bin"],
+        work.path(),
+    );
+    // Its retry, then the other blobs' uploads.
+    let tries = front.seen_with("POST /v2/faults/wait-push/blobs/uploads/");
+    assert!(tries.len() >= 2, "{tries:?}");
+    assert_eq!(tries[0].fault, Some("answer"));
+    let waited = tries[1].at - tries[0].at;
+    assert!(waited.as_secs_f64() >= 1.0, "came back after {waited:?}");
+    registry.manifest("faults/wait-push", "v1");
+}
+
+#[test]
+fn a_wait_longer_than_the_budget_ends_the_command_at_once() {
+    let registry = TestRegistry::start();
+    let work = pushed(&registry, "faults/later", &[("data.txt", b"later\n")]);
+    let front = FaultyFront::start(
+        registry.port,
+        vec![Rule::new(
+            "GET /v2/faults/later/blobs/",
+            usize::MAX,
+            asks_to_wait("429 Too Many Requests", "600"),
+        )],
+    );
+    let reference = format!("{}/faults/later:v1", front.host());
+    let output = run_agent(
+        &["pull", "--plain-http", &reference, "-o", "out"],
+        work.path(),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("429"), "{stderr}");
+    assert!(
+        stderr.contains("it asked to wait 600s, more than what is left of the retry budget"),
+        "{stderr}"
+    );
+    assert_eq!(front.seen_with("GET /v2/faults/later/blobs/").len(), 1);
+    assert!(!work.path().join("out").join("data.txt").exists());
 }

@@ -5,42 +5,45 @@
 //!   own ([`upload`]); small in-memory blobs go through one monolithic PUT, never the
 //!   crate's chunked upload, which sends one request per stream item;
 //! - zero-byte blobs go through the same monolithic PUT, which accepts them;
-//! - blobs are pulled into a temporary file and verified here before anyone renames
-//!   them into place;
+//! - blobs are pulled by our own `GET` ([`download`]) into a temporary file and
+//!   verified here before anyone renames them into place;
 //! - on registries without authentication, the client would request `/v2/` before
 //!   every call: blob calls then go through a client that never stored credentials,
 //!   and the one `GET /v2/` of [`Registry::connect`] is the only one.
 //!
 //! Connection refused, time-outs, 5xx and 429 are retried with backoff within
-//! [`RetryPolicy::budget`], then reported with the registry and the reference.
+//! [`RetryPolicy::budget`] ([`backoff`]), waiting what a `Retry-After` asks for on our
+//! own requests ([`request`]; `oci-client` keeps the headers of its answers to
+//! itself), then reported with the registry and the reference.
 //! A registry that speaks the other protocol (plain HTTP where HTTPS was asked, or the
 //! reverse) is named at once and never retried: no retry can change its answer, and
 //! no call downgrades or upgrades on its own, not even for a loopback registry.
 
+mod backoff;
+mod download;
+mod request;
 mod upload;
 
 use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures_util::StreamExt;
-use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol};
+use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
-use oci_client::manifest::{OciDescriptor, OciImageIndex};
+use oci_client::manifest::OciImageIndex;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 use sha2::{Digest as _, Sha256};
-use tokio::io::AsyncWriteExt;
 
 use crate::credentials::{self, Operation};
 use crate::progress::Progress;
 use crate::reference::ArtifactRef;
+use backoff::Backoff;
+use request::RequestAuth;
+use upload::Attempt;
 pub use upload::BlobSink;
-use upload::{Attempt, UploadAuth};
 
-/// Buffer between the network and a blob's temporary file.
-const DOWNLOAD_BUFFER_SIZE: usize = 1 << 20;
 /// Environment variable holding the retry budget in seconds.
 pub const RETRY_ENV: &str = "ORAS_AGENT_RETRY_SECONDS";
 const DEFAULT_RETRY_SECONDS: u64 = 120;
@@ -288,8 +291,9 @@ pub struct Registry {
     retry: RetryPolicy,
     plain_http: bool,
     http: reqwest::Client,
-    /// How streamed uploads authenticate; a bearer token is renewed on a 401.
-    upload_auth: Mutex<UploadAuth>,
+    /// How our own requests (streamed uploads, blob downloads) authenticate; a bearer
+    /// token is renewed on a 401.
+    request_auth: Mutex<RequestAuth>,
 }
 
 impl Registry {
@@ -317,12 +321,12 @@ impl Registry {
             action: "reach".into(),
             reason: error_chain(&e),
         })?;
-        let upload_auth = match &auth {
+        let request_auth = match &auth {
             RegistryAuth::Basic(user, password) => {
-                UploadAuth::Basic(user.clone(), password.clone())
+                RequestAuth::Basic(user.clone(), password.clone())
             }
-            RegistryAuth::Bearer(token) => UploadAuth::Bearer(token.clone()),
-            _ => UploadAuth::Anonymous,
+            RegistryAuth::Bearer(token) => RequestAuth::Bearer(token.clone()),
+            _ => RequestAuth::Anonymous,
         };
         let mut registry = Self {
             reference: reference.clone(),
@@ -331,7 +335,7 @@ impl Registry {
             retry,
             plain_http,
             http,
-            upload_auth: Mutex::new(upload_auth),
+            request_auth: Mutex::new(request_auth),
         };
         let challenged = registry.check_version().await?;
         if !challenged && matches!(registry.auth, RegistryAuth::Anonymous) {
@@ -340,7 +344,7 @@ impl Registry {
                 probe,
                 blobs: Client::new(client_config(plain_http, retry.stall)),
             };
-            registry.set_upload_auth(UploadAuth::Anonymous);
+            registry.set_request_auth(RequestAuth::Anonymous);
             return Ok(registry);
         }
         let ops: &[RegistryOperation] = match op {
@@ -355,8 +359,9 @@ impl Registry {
                 .with_retry("reach", || probe.auth(&oci, &auth, *registry_op))
                 .await?;
             token |= got.is_some();
-            if let (RegistryOperation::Push, Some(token)) = (registry_op, got) {
-                registry.set_upload_auth(UploadAuth::Bearer(token));
+            // The last operation's token (push, when pushing) covers every request.
+            if let Some(token) = got {
+                registry.set_request_auth(RequestAuth::Bearer(token));
             }
         }
         if !token && matches!(registry.auth, RegistryAuth::Anonymous) {
@@ -368,16 +373,16 @@ impl Registry {
         Ok(registry)
     }
 
-    fn set_upload_auth(&self, auth: UploadAuth) {
+    fn set_request_auth(&self, auth: RequestAuth) {
         // A poisoned lock only means another upload panicked while renewing.
         *self
-            .upload_auth
+            .request_auth
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = auth;
     }
 
-    fn upload_auth(&self) -> UploadAuth {
-        self.upload_auth
+    fn request_auth(&self) -> RequestAuth {
+        self.request_auth
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
@@ -483,14 +488,29 @@ impl Registry {
         }
     }
 
+    /// The error of a call whose retries ended (`last`: its last failure).
+    fn unavailable(
+        &self,
+        action: &str,
+        last: String,
+        exhausted: backoff::Exhausted,
+    ) -> RegistryError {
+        RegistryError::Unavailable {
+            registry: self.reference.registry().to_string(),
+            reference: self.reference.to_string(),
+            action: action.to_string(),
+            seconds: self.retry.budget.as_secs(),
+            last: format!("{last}{}", exhausted.note()),
+        }
+    }
+
     /// Run `call` until it succeeds, fails for good, or the retry budget is spent.
     async fn with_retry<T, F, Fut>(&self, action: &str, mut call: F) -> Result<T, RegistryError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, OciDistributionError>>,
     {
-        let start = Instant::now();
-        let mut delay = Duration::from_millis(100);
+        let mut backoff = Backoff::new(self.retry.budget);
         loop {
             match call().await {
                 Ok(value) => return Ok(value),
@@ -499,16 +519,10 @@ impl Registry {
                     return Err(self.wrong_protocol(WrongProtocol::PlainHttp));
                 }
                 Err(err) if is_transient(&err) => {
-                    let elapsed = start.elapsed();
-                    if elapsed + delay > self.retry.budget {
-                        return Err(RegistryError::Unavailable {
-                            registry: self.reference.registry().to_string(),
-                            reference: self.reference.to_string(),
-                            action: action.to_string(),
-                            seconds: self.retry.budget.as_secs(),
-                            last: error_chain(&err),
-                        });
-                    }
+                    // `oci-client` keeps the answer's headers to itself: no Retry-After.
+                    let delay = backoff.next_wait(None).map_err(|exhausted| {
+                        self.unavailable(action, error_chain(&err), exhausted)
+                    })?;
                     tracing::warn!(
                         registry = self.reference.registry(),
                         "cannot {action} {} yet ({}); retrying in {:?}",
@@ -517,7 +531,6 @@ impl Registry {
                         delay
                     );
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(3));
                 }
                 Err(err) if is_manifest_blob_unknown(&err) => {
                     return Err(RegistryError::BlobUnknown {
@@ -572,13 +585,12 @@ impl Registry {
             .and_then(|size| Progress::start(format!("pushing {label}"), size))
             .map(Arc::new);
         let source = Arc::new(source);
-        let start = Instant::now();
-        let mut delay = Duration::from_millis(100);
+        let mut backoff = Backoff::new(self.retry.budget);
         let mut renewed = false;
         loop {
             let attempt = upload::attempt(
                 &self.http,
-                &self.upload_auth(),
+                &self.request_auth(),
                 &uploads,
                 expected,
                 progress.clone(),
@@ -609,39 +621,23 @@ impl Registry {
             };
             if failure.is_unauthorized() {
                 // A bearer token expired: renew it once, then the 401 is final.
-                let renewed_token = match (&self.mode, renewed) {
-                    (Mode::Tokens(client), false) => client
-                        .auth(oci, &self.auth, RegistryOperation::Push)
-                        .await
-                        .ok()
-                        .flatten(),
-                    _ => None,
-                };
-                match renewed_token {
-                    Some(token) => {
-                        renewed = true;
-                        self.set_upload_auth(UploadAuth::Bearer(token));
-                        continue;
-                    }
-                    None => return Err(self.failed(&format!("push {label} to"), failure)),
+                if !renewed && self.renew_token(RegistryOperation::Push).await {
+                    renewed = true;
+                    continue;
                 }
+                return Err(self.failed(&format!("push {label} to"), failure));
             }
-            if start.elapsed() + delay > self.retry.budget {
-                return Err(RegistryError::Unavailable {
-                    registry: self.reference.registry().to_string(),
-                    reference: self.reference.to_string(),
-                    action: format!("push {label} to"),
-                    seconds: self.retry.budget.as_secs(),
-                    last: failure.to_string(),
-                });
-            }
+            let delay = backoff
+                .next_wait(failure.requested_wait())
+                .map_err(|exhausted| {
+                    self.unavailable(&format!("push {label} to"), failure.to_string(), exhausted)
+                })?;
             tracing::warn!(
                 registry = self.reference.registry(),
                 "cannot push {label} to {} yet ({failure}); starting its upload again in {delay:?}",
                 self.reference,
             );
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(3));
         }
     }
 
@@ -865,8 +861,8 @@ impl Registry {
     }
 
     /// Delete the manifest `digest` of this repository (and so every tag on it).
-    /// Registries with basic or no authentication only: `oci-client` has no delete, and
-    /// its tokens are not reachable from here.
+    /// Our own request (`oci-client` has no delete), with the connection's credentials
+    /// or token.
     pub async fn delete_manifest(&self, digest: &str) -> Result<(), RegistryError> {
         let oci = self.reference.oci();
         let url = format!(
@@ -876,42 +872,36 @@ impl Registry {
             oci.repository()
         );
         let action = format!("delete manifest {digest} of");
-        let client = &self.http;
-        let start = Instant::now();
-        let mut delay = Duration::from_millis(100);
+        let mut backoff = Backoff::new(self.retry.budget);
         loop {
-            let mut request = client.delete(&url);
-            match &self.auth {
-                RegistryAuth::Basic(user, password) => {
-                    request = request.basic_auth(user, Some(password));
-                }
-                RegistryAuth::Bearer(token) => request = request.bearer_auth(token),
-                _ => {}
-            }
-            let status = match request.send().await {
-                Ok(response) => response.status(),
-                Err(err) if start.elapsed() + delay <= self.retry.budget => {
-                    tracing::warn!("cannot {action} {} yet ({err}); retrying", self.reference);
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(3));
-                    continue;
-                }
-                Err(err) => return Err(self.failed(&action, error_chain(&err))),
-            };
-            match status.as_u16() {
-                200..=299 | 404 => return Ok(()),
-                429 | 500..=599 if start.elapsed() + delay <= self.retry.budget => {
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(3));
-                }
-                405 => {
+            let sent = self
+                .request_auth()
+                .apply(self.http.delete(&url))
+                .send()
+                .await;
+            let failure = match sent {
+                Ok(response) if response.status().is_success() => return Ok(()),
+                Ok(response) if response.status() == http::StatusCode::NOT_FOUND => return Ok(()),
+                Ok(response) if response.status() == http::StatusCode::METHOD_NOT_ALLOWED => {
                     return Err(self.failed(
                         &action,
                         "the registry does not allow deletes (405; distribution needs storage.delete.enabled)",
                     ));
                 }
-                _ => return Err(self.failed(&action, format!("the registry answered {status}"))),
+                Ok(response) => request::Failure::of_answer(response).await,
+                Err(err) => request::Failure::Network(err),
+            };
+            if !failure.is_transient() {
+                return Err(self.failed(&action, failure));
             }
+            let delay = backoff
+                .next_wait(failure.requested_wait())
+                .map_err(|exhausted| self.unavailable(&action, failure.to_string(), exhausted))?;
+            tracing::warn!(
+                "cannot {action} {} yet ({failure}); retrying",
+                self.reference
+            );
+            tokio::time::sleep(delay).await;
         }
     }
 
@@ -929,8 +919,9 @@ impl Registry {
     }
 
     /// Download the blob `digest` of `size` bytes into a temporary file in `dir`
-    /// (`label` names it on the progress line),
-    /// verified against its digest and size. Nothing is left in `dir` on failure.
+    /// (`label` names it on the progress line), verified against its digest and size.
+    /// A download cut or stalled starts again from its first byte into a fresh file;
+    /// nothing is left in `dir` on failure.
     pub async fn pull_blob_to_temp(
         &self,
         digest: &str,
@@ -945,79 +936,103 @@ impl Registry {
                 reference: self.reference.to_string(),
                 digest: digest.to_string(),
             })?;
-        let descriptor = OciDescriptor {
-            digest: digest.to_string(),
-            size: size as i64,
-            ..Default::default()
-        };
+        let oci = self.reference.oci();
+        let url = format!(
+            "{}://{}/v2/{}/blobs/{digest}",
+            if self.plain_http { "http" } else { "https" },
+            oci.resolve_registry(),
+            oci.repository()
+        );
         let action = format!("pull blob {digest} of");
         let progress = Progress::start(format!("pulling {label}"), size);
-        let (temp, actual, received) = self
-            .with_retry(&action, || async {
-                let temp = tempfile::Builder::new()
-                    .prefix(".oras-agent-")
-                    .tempfile_in(dir)?;
-                let file = tokio::fs::File::from_std(temp.as_file().try_clone()?);
-                let mut out = tokio::io::BufWriter::with_capacity(DOWNLOAD_BUFFER_SIZE, file);
-                // A range from byte 0 makes the registry answer 206, which the crate
-                // passes through without hashing it a second time (we hash below);
-                // a registry that answers 200 instead gets the crate's check as well.
-                // The range is closed (`bytes=0-<size-1>`): some registries (such as
-                // go-containerregistry's) refuse the open form. An empty blob has no
-                // byte 0 to ask for (416): plain request.
-                let client = self.blob_client();
-                let oci = self.reference.oci();
-                let mut stream = if size == 0 {
-                    client.pull_blob_stream(oci, &descriptor).await?.stream
-                } else {
-                    match client
-                        .pull_blob_stream_partial(oci, &descriptor, 0, Some(size))
-                        .await?
-                    {
-                        BlobResponse::Full(sized) | BlobResponse::Partial(sized) => sized.stream,
-                    }
-                };
-                if let Some(progress) = &progress {
-                    progress.restart();
+        let mut backoff = Backoff::new(self.retry.budget);
+        let mut renewed = false;
+        loop {
+            let temp = tempfile::Builder::new()
+                .prefix(".oras-agent-")
+                .tempfile_in(dir)
+                .and_then(|temp| Ok((temp.as_file().try_clone()?, temp)))
+                .map_err(|e| self.failed(&action, format!("{}: {e}", dir.display())))?;
+            let (file, temp) = temp;
+            let outcome = download::attempt(
+                &self.http,
+                &self.request_auth(),
+                &url,
+                size,
+                file,
+                progress.as_ref(),
+            )
+            .await;
+            let failure = match outcome {
+                download::Outcome::Received { sha256_hex, bytes }
+                    if sha256_hex == expected_hex && bytes == size =>
+                {
+                    return Ok(temp);
                 }
-                let mut hasher = Sha256::new();
-                let mut received: u64 = 0;
-                while let Some(chunk) = stream.next().await {
-                    let chunk = match chunk {
-                        Ok(chunk) => chunk,
-                        Err(e) => match e
-                            .into_inner()
-                            .map(|inner| inner.downcast::<reqwest::Error>())
-                        {
-                            // A network error: retried when transient.
-                            Some(Ok(network)) => {
-                                return Err(OciDistributionError::RequestError(*network));
-                            }
-                            // The stream's own digest check at its end; ours below is the
-                            // one that decides, with a message naming the reference.
-                            _ => break,
-                        },
-                    };
-                    hasher.update(&chunk);
-                    received += chunk.len() as u64;
-                    if let Some(progress) = &progress {
-                        progress.advance(chunk.len() as u64);
-                    }
-                    out.write_all(&chunk).await?;
+                download::Outcome::Received { sha256_hex, bytes } => {
+                    return Err(self.digest_mismatch(
+                        digest,
+                        format!("sha256:{sha256_hex}"),
+                        bytes,
+                    ));
                 }
-                out.flush().await?;
-                Ok((temp, hex::encode(hasher.finalize()), received))
-            })
-            .await?;
-        if actual != expected_hex || received != size {
-            return Err(RegistryError::DigestMismatch {
-                reference: self.reference.to_string(),
-                expected: digest.to_string(),
-                actual: format!("sha256:{actual}"),
-                size: received,
-            });
+                download::Outcome::TooLong { bytes } => {
+                    return Err(self.digest_mismatch(
+                        digest,
+                        format!("more than its {size} bytes"),
+                        bytes,
+                    ));
+                }
+                download::Outcome::Disk(err) => {
+                    return Err(self.failed(&action, format!("{}: {err}", dir.display())));
+                }
+                download::Outcome::Failed(failure) => failure,
+            };
+            // The temporary file of the failed try goes now, before the next one.
+            drop(temp);
+            if failure.is_unauthorized()
+                && !renewed
+                && self.renew_token(RegistryOperation::Pull).await
+            {
+                renewed = true;
+                continue;
+            }
+            if !failure.is_transient() {
+                return Err(self.failed(&action, failure));
+            }
+            let delay = backoff
+                .next_wait(failure.requested_wait())
+                .map_err(|exhausted| self.unavailable(&action, failure.to_string(), exhausted))?;
+            tracing::warn!(
+                registry = self.reference.registry(),
+                "cannot {action} {} yet ({failure}); retrying in {delay:?}",
+                self.reference,
+            );
+            tokio::time::sleep(delay).await;
         }
-        Ok(temp)
+    }
+
+    fn digest_mismatch(&self, expected: &str, actual: String, size: u64) -> RegistryError {
+        RegistryError::DigestMismatch {
+            reference: self.reference.to_string(),
+            expected: expected.to_string(),
+            actual,
+            size,
+        }
+    }
+
+    /// Asks the registry for a new bearer token (one expired); whether one came.
+    async fn renew_token(&self, op: RegistryOperation) -> bool {
+        let Mode::Tokens(client) = &self.mode else {
+            return false;
+        };
+        match client.auth(self.reference.oci(), &self.auth, op).await {
+            Ok(Some(token)) => {
+                self.set_request_auth(RequestAuth::Bearer(token));
+                true
+            }
+            _ => false,
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use reqwest::Url;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
 
+use super::request::{Failure, RequestAuth};
 use crate::progress::Progress;
 
 /// Size of the blocks the source hands to the network.
@@ -26,24 +27,6 @@ const SINK_BLOCK: usize = 1 << 20;
 /// Blocks in flight between the source and the network (a few MiB per upload, at most
 /// four uploads at a time).
 const SINK_DEPTH: usize = 2;
-
-/// How upload requests authenticate.
-#[derive(Clone)]
-pub(super) enum UploadAuth {
-    Anonymous,
-    Basic(String, String),
-    Bearer(String),
-}
-
-impl UploadAuth {
-    fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match self {
-            UploadAuth::Anonymous => request,
-            UploadAuth::Basic(user, password) => request.basic_auth(user, Some(password)),
-            UploadAuth::Bearer(token) => request.bearer_auth(token),
-        }
-    }
-}
 
 /// Where the source writes its bytes: they are hashed, counted and sent to the
 /// registry in blocks.
@@ -138,54 +121,11 @@ pub(super) enum Attempt<T> {
     Refused(String),
 }
 
-/// A failed request.
-pub(super) enum Failure {
-    Network(reqwest::Error),
-    Status(StatusCode, String),
-}
-
-impl Failure {
-    pub(super) fn is_transient(&self) -> bool {
-        match self {
-            Failure::Network(err) => {
-                err.is_connect()
-                    || err.is_timeout()
-                    || err.is_request()
-                    || err.is_body()
-                    || super::broke_mid_body(err)
-            }
-            Failure::Status(status, body) => {
-                status.is_server_error()
-                    || *status == StatusCode::TOO_MANY_REQUESTS
-                    || super::is_read_only(status.as_u16(), body)
-            }
-        }
-    }
-
-    pub(super) fn is_unauthorized(&self) -> bool {
-        matches!(self, Failure::Status(StatusCode::UNAUTHORIZED, _))
-    }
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::Network(err) => f.write_str(&super::error_chain(err)),
-            Failure::Status(status, body) if body.is_empty() => {
-                write!(f, "the registry answered {status}")
-            }
-            Failure::Status(status, body) => {
-                write!(f, "the registry answered {status}: {}", body.trim())
-            }
-        }
-    }
-}
-
 /// One upload session: `POST` to `uploads` (the repository's `/blobs/uploads/` URL),
 /// the source streamed in one `PATCH`, `PUT ?digest=`.
 pub(super) async fn attempt<T, E, F>(
     http: &reqwest::Client,
-    auth: &UploadAuth,
+    auth: &RequestAuth,
     uploads: &Url,
     expected: Option<&str>,
     progress: Option<Arc<Progress>>,
@@ -252,6 +192,7 @@ where
                 Ok(response) => fail(Failure::Status(
                     response.status(),
                     "the registry answered before the upload's end".into(),
+                    None,
                 )),
             };
         }
@@ -274,6 +215,7 @@ where
                         return Attempt::Retry(Failure::Status(
                             StatusCode::BAD_GATEWAY,
                             format!("the registry received {range} of {size} bytes"),
+                            None,
                         ));
                     }
                     location
@@ -328,8 +270,7 @@ async fn located(
 ) -> Result<Url, Failure> {
     let status = response.status();
     if status != expected {
-        let body = response.text().await.unwrap_or_default();
-        return Err(Failure::Status(status, body));
+        return Err(Failure::of_answer(response).await);
     }
     let location = response
         .headers()
@@ -337,18 +278,22 @@ async fn located(
         .and_then(|v| v.to_str().ok())
         .map(String::from);
     match location {
-        Some(location) => base
-            .join(&location)
-            .map_err(|e| Failure::Status(status, format!("unusable Location {location:?}: {e}"))),
+        Some(location) => base.join(&location).map_err(|e| {
+            Failure::Status(status, format!("unusable Location {location:?}: {e}"), None)
+        }),
         // A completed upload without `Location` (go-containerregistry): the blob's own
         // URL is not needed.
         None if expected == StatusCode::CREATED => Ok(base.clone()),
-        None => Err(Failure::Status(status, "the answer has no Location".into())),
+        None => Err(Failure::Status(
+            status,
+            "the answer has no Location".into(),
+            None,
+        )),
     }
 }
 
 /// Best effort: drop an upload session that must not be committed.
-async fn cancel(http: &reqwest::Client, auth: &UploadAuth, session: &Url) {
+async fn cancel(http: &reqwest::Client, auth: &RequestAuth, session: &Url) {
     if let Err(err) = auth.apply(http.delete(session.clone())).send().await {
         tracing::debug!(%session, error = %err, "cannot cancel the upload session");
     }

@@ -2,7 +2,7 @@
 //! connection of its own (the front rewrites `Connection` to `close`, so clients
 //! reconnect), and the first requests that match a [`Rule`] get its [`Fault`] instead of
 //! a clean pass-through: an error answer, a connection reset in the middle of the
-//! response or of the upload, or a response that stops half-way and stays silent.
+//! response, or a response that stops half-way and stays silent.
 //! Every request is logged with the time it arrived and what was done to it.
 
 use std::io::{Read, Write};
@@ -23,9 +23,6 @@ pub enum Fault {
     /// The response is relayed up to this many bytes, then nothing more comes (the
     /// connection stays open until the client gives up).
     StallAfter(usize),
-    /// The request is relayed up to this many bytes of its body, then the connection is
-    /// reset: an upload cut mid-stream.
-    ResetUploadAfter(usize),
 }
 
 impl Fault {
@@ -49,7 +46,6 @@ impl Fault {
             Fault::Answer(_) => "answer",
             Fault::ResetAfter(_) => "reset",
             Fault::StallAfter(_) => "stall",
-            Fault::ResetUploadAfter(_) => "reset-upload",
         }
     }
 }
@@ -79,7 +75,7 @@ pub struct Seen {
     pub at: Instant,
     /// The request line, such as `GET /v2/app/manifests/v1 HTTP/1.1`.
     pub line: String,
-    /// The fault it got (`answer`, `reset`, `stall`, `reset-upload`), or `None`.
+    /// The fault it got (`answer`, `reset`, `stall`), or `None`.
     pub fault: Option<&'static str>,
 }
 
@@ -192,13 +188,11 @@ fn fault_for(shared: &Shared, line: &str) -> Option<Fault> {
 
 /// Resets the connection (RST, not FIN), as a crashed peer or a middlebox does, once
 /// `request_pipe` (the thread that owns the other handle of the socket) has let go.
-fn reset(stream: TcpStream, request_pipe: Option<JoinHandle<()>>) {
+fn reset(stream: TcpStream, request_pipe: JoinHandle<()>) {
     let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
     // Ends the pipe's read of the request, so that this handle is the last one.
     let _ = stream.shutdown(Shutdown::Read);
-    if let Some(pipe) = request_pipe {
-        let _ = pipe.join();
-    }
+    let _ = request_pipe.join();
     drop(stream);
 }
 
@@ -253,24 +247,15 @@ fn serve(mut client: TcpStream, upstream_port: u16, shared: &Shared) {
     if upstream.write_all(&closing(&head)).is_err() {
         return;
     }
-    let (Ok(mut client_reader), Ok(upstream_writer)) = (client.try_clone(), upstream.try_clone())
+    let (Ok(client_reader), Ok(upstream_writer)) = (client.try_clone(), upstream.try_clone())
     else {
         return;
     };
     match fault {
-        Some(Fault::ResetUploadAfter(limit)) => {
-            // A request with a shorter body waits for its answer: stop reading then.
-            let _ = client_reader.set_read_timeout(Some(Duration::from_secs(1)));
-            let mut upstream_writer = upstream_writer;
-            copy_limited(&mut client_reader, &mut upstream_writer, limit);
-            drop(client_reader);
-            reset(client, None);
-            let _ = upstream.shutdown(Shutdown::Both);
-        }
         Some(Fault::ResetAfter(limit)) => {
             let request_pipe = std::thread::spawn(move || pipe(client_reader, upstream_writer));
             copy_limited(&mut upstream, &mut client, limit);
-            reset(client, Some(request_pipe));
+            reset(client, request_pipe);
         }
         Some(Fault::StallAfter(limit)) => {
             std::thread::spawn(move || pipe(client_reader, upstream_writer));
