@@ -263,7 +263,7 @@ fn place(
     match kind {
         LayerKind::File { title } => {
             layout::unpack::place_file(temp, target, &title)
-                .with_context(|| format!("{reference}"))?;
+                .with_context(|| reference.to_string())?;
             Ok(vec![title])
         }
         LayerKind::Archive {
