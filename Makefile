@@ -191,7 +191,8 @@ cluster-e2e: tools policy.wasm
 ## target for FUZZ_SECONDS (default 300, which gives each over 10^6 executions on one core
 ## of a CI runner; see the README), its corpus first seeded from the fixtures. cargo-fuzz
 ## is installed from crates.io into the tools cache; the scratch files of the archive
-## target go to /dev/shm when there is one. CI runs it with FUZZ_SECONDS=5 (.ci/run).
+## target go to /dev/shm when there is one. FUZZ_TARGETS="archive manifest" runs only
+## those. CI runs it with FUZZ_SECONDS=5 (.ci/run).
 CARGO_FUZZ_VERSION := 0.13.2
 CARGO_FUZZ := $(TOOLS_DIR)/cargo-fuzz-v$(CARGO_FUZZ_VERSION)/bin/cargo-fuzz
 FUZZ_SECONDS ?= 300
@@ -200,7 +201,7 @@ $(CARGO_FUZZ):
 	$(CARGO) install --locked --version $(CARGO_FUZZ_VERSION) --root $(TOOLS_DIR)/cargo-fuzz-v$(CARGO_FUZZ_VERSION) cargo-fuzz
 fuzz: $(CARGO_FUZZ)
 	fuzz/seed-corpus.sh
-	CARGO_FUZZ=$(CARGO_FUZZ) TMPDIR=$(FUZZ_TMPDIR) fuzz/run.sh $(FUZZ_SECONDS)
+	CARGO_FUZZ=$(CARGO_FUZZ) TMPDIR=$(FUZZ_TMPDIR) FUZZ_TARGETS="$(FUZZ_TARGETS)" fuzz/run.sh $(FUZZ_SECONDS)
 
 ## actionlint (built by make tools) with shellcheck, and zizmor (PyPI), over the GitHub
 ## workflows.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# fuzz/run.sh SECONDS: runs every fuzz target for SECONDS with its corpus
+# fuzz/run.sh SECONDS: runs every fuzz target (or those in $FUZZ_TARGETS) for SECONDS with its corpus
 # (fuzz/corpus/<target>/) and prints the executions of each. Fails after the first
 # target that crashes; libFuzzer saved the input under fuzz/artifacts/<target>/.
 # $CARGO_FUZZ is the cargo-fuzz binary (make fuzz installs it).
@@ -16,7 +16,7 @@ flags=(--sanitizer none --debug-assertions)
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 printf '%-16s %12s %9s\n' target executions 'exec/s'
-for target in $("$cargo_fuzz" list); do
+for target in ${FUZZ_TARGETS:-$("$cargo_fuzz" list)}; do
   if ! "$cargo_fuzz" run "${flags[@]}" "$target" -- -max_total_time="$seconds" \
       -print_final_stats=1 >"$logs/$target" 2>&1; then
     grep -m1 -A4 -e panicked -e "ERROR: libFuzzer" "$logs/$target" >&2 || tail -n 40 "$logs/$target" >&2
