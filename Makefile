@@ -75,6 +75,7 @@ fmt-check:
 
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 
 ## The two-step workflow of examples/workflow/ through the compiled policy and the
 ## local pod runner, against a real registry on 127.0.0.1 (installs docker-registry

@@ -231,7 +231,7 @@ pub fn share_records(data: &[u8]) {
     let _ = serde_json::from_str::<MemoizedRecord>(&text);
 
     // A digest comes from the registry's answer and has no spaces; a message may have any.
-    let record = if text.len() % 2 == 0 || text.contains(char::is_whitespace) {
+    let record = if text.len().is_multiple_of(2) || text.contains(char::is_whitespace) {
         PushRecord::Failed {
             message: text.clone(),
         }
