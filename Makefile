@@ -11,7 +11,7 @@ SHIP := $(CARGO) run -q -p oras-ship --
 POLICY_SOURCES := $(shell find policy/src contract/src -name '*.rs') policy/Cargo.toml contract/Cargo.toml Cargo.toml Cargo.lock
 
 .PHONY: all tools policy-demo images bench-agent bench-controller bench-replicas crd push-policy test fmt fmt-check lint unit-tests e2e-tests demo bench-policy agent-static clean \
-	require-registry ship-tools dist-binaries push-images release test-binaries lint-workflows cluster-e2e
+	require-registry ship-tools dist-binaries push-images release test-binaries lint-workflows cluster-e2e fuzz
 
 all: annotated-policy.wasm
 
@@ -67,12 +67,15 @@ e2e-tests: policy.wasm
 
 fmt:
 	$(CARGO) fmt --all
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 
 ## The two-step workflow of examples/workflow/ through the compiled policy and the
 ## local pod runner, against a real registry on 127.0.0.1 (installs docker-registry
@@ -191,6 +194,22 @@ cluster-e2e: tools policy.wasm
 	$(LINTED_CARGO) test --workspace --no-run
 	ORAS_CLUSTER_BINARIES=$(TARGET_DIR)/$(MUSL_TARGET)/debug ORAS_SHIP=$(TARGET_DIR)/debug/ship \
 	ORAS_REVISION=$(REVISION) $(LINTED_CARGO) test --workspace --test cluster -- --ignored --nocapture
+
+## The parsers that face untrusted bytes under libFuzzer (fuzz/, cargo-fuzz): every
+## target for FUZZ_SECONDS (default 300, which gives each over 10^6 executions on one core
+## of a CI runner; see the README), its corpus first seeded from the fixtures. cargo-fuzz
+## is installed from crates.io into the tools cache; the scratch files of the archive
+## target go to /dev/shm when there is one. FUZZ_TARGETS="archive manifest" runs only
+## those. CI runs it with FUZZ_SECONDS=5 (.ci/run).
+CARGO_FUZZ_VERSION := 0.13.2
+CARGO_FUZZ := $(TOOLS_DIR)/cargo-fuzz-v$(CARGO_FUZZ_VERSION)/bin/cargo-fuzz
+FUZZ_SECONDS ?= 300
+FUZZ_TMPDIR := $(if $(wildcard /dev/shm),/dev/shm,$(or $(TMPDIR),/tmp))
+$(CARGO_FUZZ):
+	$(CARGO) install --locked --version $(CARGO_FUZZ_VERSION) --root $(TOOLS_DIR)/cargo-fuzz-v$(CARGO_FUZZ_VERSION) cargo-fuzz
+fuzz: $(CARGO_FUZZ)
+	fuzz/seed-corpus.sh
+	CARGO_FUZZ=$(CARGO_FUZZ) TMPDIR=$(FUZZ_TMPDIR) FUZZ_TARGETS="$(FUZZ_TARGETS)" fuzz/run.sh $(FUZZ_SECONDS)
 
 ## actionlint (built by make tools) with shellcheck, and zizmor (PyPI), over the GitHub
 ## workflows.

@@ -1,8 +1,15 @@
 //! Copying trees between filesystems (the share is another volume than the
 //! application's working directory).
+//!
+//! A copy never writes through what is already at its destination: every directory,
+//! file and symlink it makes is created new (`mkdir`, `O_CREAT | O_EXCL`, `symlink`
+//! all fail on an existing name and never follow a symlink there), so a symlink in the
+//! application's image cannot redirect the copy. Callers remove what a copy replaces
+//! first, without following it ([`remove_any`]).
 
 use std::fs;
 use std::io;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Remove whatever is at `path` (file, symlink or directory tree); fine if missing.
@@ -16,7 +23,7 @@ pub fn remove_any(path: &Path) -> io::Result<()> {
 }
 
 /// Copy `src` to `dst` (which must not exist), keeping symlinks as symlinks and the
-/// permission bits.
+/// permission bits; fails, writing nothing there, when `dst` exists.
 pub fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
     let meta = fs::symlink_metadata(src)?;
     let file_type = meta.file_type();
@@ -33,7 +40,14 @@ pub fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
         }
         fs::set_permissions(dst, meta.permissions())
     } else {
-        fs::copy(src, dst).map(|_| ())
+        let mut from = fs::File::open(src)?;
+        let mut to = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(meta.permissions().mode())
+            .open(dst)?;
+        io::copy(&mut from, &mut to)?;
+        to.set_permissions(meta.permissions())
     }
 }
 
@@ -72,5 +86,19 @@ mod tests {
             fs::read_link(dst.join("link")).unwrap(),
             Path::new("sub/run.sh")
         );
+    }
+
+    #[test]
+    fn a_copy_never_writes_through_a_symlink_at_its_destination() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src.txt");
+        fs::write(&src, "input").unwrap();
+        let elsewhere = dir.path().join("elsewhere.txt");
+        fs::write(&elsewhere, "kept").unwrap();
+        let dst = dir.path().join("dst.txt");
+        std::os::unix::fs::symlink(&elsewhere, &dst).unwrap();
+        let err = copy_tree(&src, &dst).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read_to_string(&elsewhere).unwrap(), "kept");
     }
 }

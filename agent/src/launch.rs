@@ -119,6 +119,11 @@ fn record_exit(share: &ShareDir, code: i32) {
 
 /// Copy every input's entries into the input path, input 1 first; a later input's
 /// entry replaces an earlier one of the same name, with a warning.
+///
+/// The input path itself is taken as the image resolves it (its symlinks are the
+/// application's own layout). Under it, an input's entry replaces whatever the image has
+/// at that name, a symlink included, which is removed, never followed; the copy then
+/// only creates new entries (see [`fsutil`]), so nothing lands outside the input path.
 fn place_inputs(share: &ShareDir, input_path: Option<&Path>) -> Result<()> {
     let inputs = share.present_inputs();
     if inputs.is_empty() {

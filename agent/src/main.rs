@@ -1,22 +1,10 @@
 //! `oras-agent`: push and pull ORAS artifacts, and the init / launch / sidecar roles of
 //! oras-operator pods. See `agent/README.md`.
 
-mod cli;
-mod credentials;
-mod fsutil;
-mod init;
-mod launch;
-mod layout;
-mod logging;
-mod maintenance;
-mod progress;
-mod provenance;
-mod prune;
-mod reference;
-mod registry;
-mod share;
-mod sidecar;
-mod transfer;
+use oras_agent::{
+    cli, init, launch, layout, logging, maintenance, provenance, prune, reference, registry, share,
+    sidecar, transfer,
+};
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;

@@ -6,7 +6,9 @@
 use std::fmt;
 
 use oci_client::Reference;
-use oras_contract::reference::{check_digest, check_registry_host, is_path_component, is_tag};
+use oras_contract::reference::{
+    check_digest, check_registry_host, is_path_component, is_tag, names_a_registry,
+};
 
 /// A parsed artifact reference, remembering the text the user wrote for messages.
 #[derive(Debug, Clone)]
@@ -29,10 +31,8 @@ pub enum ReferenceError {
 
 /// True when the first path component names a registry host rather than a namespace.
 fn names_registry(text: &str) -> bool {
-    match text.split_once('/') {
-        Some((host, _)) => host.contains('.') || host.contains(':') || host == "localhost",
-        None => false,
-    }
+    text.split_once('/')
+        .is_some_and(|(host, _)| names_a_registry(host))
 }
 
 impl ArtifactRef {

@@ -89,6 +89,49 @@ fn io_err(path: &Path, context: &'static str) -> impl FnOnce(io::Error) -> Share
     }
 }
 
+impl PushRecord {
+    /// What `state/push` holds for this record: one line, the message's line breaks
+    /// made spaces.
+    pub fn to_text(&self) -> String {
+        match self {
+            PushRecord::Pushed { digest } => format!("{PUSH_OK} {digest}\n"),
+            PushRecord::Failed { message } => {
+                format!("{PUSH_ERROR} {}\n", message.replace('\n', " "))
+            }
+        }
+    }
+
+    /// The record in `state/push`'s content; `None` when it is neither form.
+    pub fn parse(text: &str) -> Option<Self> {
+        let line = text.trim_end();
+        let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+        match word {
+            PUSH_OK => Some(PushRecord::Pushed {
+                digest: rest.to_string(),
+            }),
+            PUSH_ERROR => Some(PushRecord::Failed {
+                message: rest.to_string(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The exit code in `state/exit`'s content.
+pub fn parse_exit(text: &str) -> Option<i32> {
+    text.trim().parse().ok()
+}
+
+/// What `state/inputs` holds: one `reference@digest` a line.
+pub fn inputs_text(inputs: &[String]) -> String {
+    inputs.iter().map(|i| format!("{i}\n")).collect()
+}
+
+/// The inputs in `state/inputs`' content.
+pub fn parse_inputs(text: &str) -> Vec<String> {
+    text.lines().map(str::to_string).collect()
+}
+
 impl ShareDir {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
@@ -130,14 +173,12 @@ impl ShareDir {
 
     /// Record the inputs as pulled (`reference@digest`, in order).
     pub fn write_inputs(&self, inputs: &[String]) -> Result<(), ShareError> {
-        let text: String = inputs.iter().map(|i| format!("{i}\n")).collect();
-        write_atomically(&self.layout.inputs_file(), &text)
+        write_atomically(&self.layout.inputs_file(), &inputs_text(inputs))
     }
 
     /// The inputs as pulled; `None` when init recorded none.
     pub fn read_inputs(&self) -> Result<Option<Vec<String>>, ShareError> {
-        Ok(read_if_present(&self.layout.inputs_file())?
-            .map(|text| text.lines().map(str::to_string).collect()))
+        Ok(read_if_present(&self.layout.inputs_file())?.map(|text| parse_inputs(&text)))
     }
 
     pub fn write_run(&self, record: &RunRecord) -> Result<(), ShareError> {
@@ -210,24 +251,18 @@ impl ShareDir {
         let Some(text) = read_if_present(&path)? else {
             return Ok(None);
         };
-        text.trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| ShareError::Malformed {
+        match parse_exit(&text) {
+            Some(code) => Ok(Some(code)),
+            None => Err(ShareError::Malformed {
                 path,
                 content: text,
                 expected: "an exit code",
-            })
+            }),
+        }
     }
 
     pub fn write_push(&self, record: &PushRecord) -> Result<(), ShareError> {
-        let text = match record {
-            PushRecord::Pushed { digest } => format!("{PUSH_OK} {digest}\n"),
-            PushRecord::Failed { message } => {
-                format!("{PUSH_ERROR} {}\n", message.replace('\n', " "))
-            }
-        };
-        write_atomically(&self.push_file(), &text)
+        write_atomically(&self.push_file(), &record.to_text())
     }
 
     pub fn read_push(&self) -> Result<Option<PushRecord>, ShareError> {
@@ -235,16 +270,9 @@ impl ShareDir {
         let Some(text) = read_if_present(&path)? else {
             return Ok(None);
         };
-        let line = text.trim_end();
-        let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
-        match word {
-            PUSH_OK => Ok(Some(PushRecord::Pushed {
-                digest: rest.to_string(),
-            })),
-            PUSH_ERROR => Ok(Some(PushRecord::Failed {
-                message: rest.to_string(),
-            })),
-            _ => Err(ShareError::Malformed {
+        match PushRecord::parse(&text) {
+            Some(record) => Ok(Some(record)),
+            None => Err(ShareError::Malformed {
                 path,
                 content: text,
                 expected: "\"ok <digest>\" or \"error <message>\"",

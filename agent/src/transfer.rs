@@ -321,6 +321,13 @@ pub async fn pull(
             kind => plan.push((layer, kind)),
         }
     }
+    // Every file layer's place is checked before any blob is fetched, so a refused title
+    // leaves the target as it was.
+    for (_, kind) in &plan {
+        if let LayerKind::File { title } = kind {
+            layout::unpack::check_title(target, title).with_context(|| format!("{reference}"))?;
+        }
+    }
     let placed: Vec<Vec<PathBuf>> = futures_util::stream::iter(plan)
         .map(|(layer, kind)| {
             let registry = &registry;
@@ -363,12 +370,8 @@ fn place(
 ) -> Result<Vec<PathBuf>> {
     match kind {
         LayerKind::File { title } => {
-            layout::unpack::place_file(temp, target, &title).with_context(|| {
-                format!(
-                    "{reference}: cannot write {}",
-                    target.join(&title).display()
-                )
-            })?;
+            layout::unpack::place_file(temp, target, &title)
+                .with_context(|| reference.to_string())?;
             Ok(vec![title])
         }
         LayerKind::Archive {

@@ -103,6 +103,26 @@ pub fn check_registry_host(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether `host` reads as a registry at the start of a reference rather than as its
+/// first repository component (Docker's and ORAS's rule): it has a `.` or a `:`, or is
+/// `localhost`. `reg0/team/data` is the repository `reg0/team/data` on no registry.
+pub fn names_a_registry(host: &str) -> bool {
+    host.contains('.') || host.contains(':') || host == "localhost"
+}
+
+/// Checks a registry that will be written in front of a repository: a valid
+/// `host[:port]` that also reads as a registry there ([`names_a_registry`]).
+pub fn check_reference_registry(text: &str) -> Result<(), String> {
+    check_registry_host(text)?;
+    if names_a_registry(text) {
+        Ok(())
+    } else {
+        Err(format!(
+            "would be read as a repository path, not a registry: a registry needs a `.`, a port or to be localhost (for example {text}:5000)"
+        ))
+    }
+}
+
 fn check_hostname(host: &str) -> Result<(), String> {
     let label_ok = |label: &str| {
         !label.is_empty()
@@ -209,6 +229,26 @@ mod tests {
         }
         for (digest, valid) in cases::DIGESTS {
             assert_eq!(check_digest(digest).is_ok(), *valid, "{digest:?}");
+        }
+    }
+
+    /// Found by fuzzing (fuzz/, target references): the policy took `registry: reg0`
+    /// and wrote `reg0/team/data:v1`, which the agent reads as a repository.
+    #[test]
+    fn a_registry_written_before_a_repository_must_read_as_one() {
+        for host in ["reg0", "oras-cache", "a-b"] {
+            assert!(check_registry_host(host).is_ok(), "{host}");
+            let message = check_reference_registry(host).unwrap_err();
+            assert!(message.contains(&format!("{host}:5000")), "{message}");
+        }
+        for host in [
+            "localhost",
+            "reg0:5000",
+            "oras.svc",
+            "[::1]:5000",
+            "10.0.0.1",
+        ] {
+            assert!(check_reference_registry(host).is_ok(), "{host}");
         }
     }
 

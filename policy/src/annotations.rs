@@ -5,7 +5,7 @@ use oras_contract::annotations::{self as keys, PREFIX, UNSET};
 use serde_json::{Map, Value};
 
 use crate::names::{check_dns_label, check_dns_subdomain, check_image};
-use crate::reference::{Reference, check_registry_host};
+use crate::reference::{Reference, check_reference_registry};
 
 /// Longest annotation value taken; the API server allows far more, nothing here needs it.
 pub const MAX_VALUE_LEN: usize = 4096;
@@ -99,7 +99,7 @@ pub fn read(annotations: Option<&Map<String, Value>>) -> Result<Option<OrasAnnot
             keys::OUTPUT_PIPE => read.step.output_pipe = Some(path(value).map_err(|p| bad(&p))?),
             keys::CONTAINER => read.step.container = Some(value.to_string()),
             keys::REGISTRY => {
-                check_registry_host(value).map_err(|p| bad(&p))?;
+                check_reference_registry(value).map_err(|p| bad(&p))?;
                 read.registry = Some(value.to_string());
             }
             keys::ORAS_ENV => {
@@ -387,6 +387,13 @@ mod tests {
             ("debug", "1", "debug=\"1\" must be"),
             ("push-on-failure", "", "push-on-failure=\"\" must be"),
             ("input-path", "", "input-path=\"\" is empty"),
+            // Found by fuzzing (fuzz/, target references): a valid host without a dot
+            // or port is read by the agent as the first component of the repository.
+            (
+                "registry",
+                "reg0",
+                "registry=\"reg0\" would be read as a repository path, not a registry",
+            ),
         ];
         for (name, value, expected) in cases {
             let message = read_json(json!({ keys::key(name): value })).unwrap_err();

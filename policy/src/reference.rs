@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-pub use oras_contract::reference::check_registry_host;
 use oras_contract::reference::{MAX_TAG_LEN, check_digest, is_path_component, is_tag};
+pub use oras_contract::reference::{check_reference_registry, check_registry_host};
 
 const MAX_REPOSITORY_LEN: usize = 255;
 const DEFAULT_TAG: &str = "latest";

@@ -6,6 +6,7 @@
 //! prefixed by the title, annotated with the digest of the uncompressed tar and
 //! `io.deis.oras.content.unpack: "true"`.
 
+pub mod beneath;
 pub mod pack;
 pub mod unpack;
 

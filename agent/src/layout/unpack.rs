@@ -3,14 +3,27 @@
 //! place only when the whole archive was accepted, so a refused archive leaves nothing.
 //! Entries with absolute paths or `..`, links pointing outside, device files and writes
 //! through symlinks are refused with the entry's name.
+//!
+//! Symlinks already in the target directory (see [`super::beneath`]):
+//! - a file layer's title is resolved beneath the target: a symlink on the way is
+//!   followed when it leads to a place beneath the target and refused, naming the title
+//!   and the symlink, when it leads outside; the title itself, when it is a symlink, is
+//!   replaced by the file, never written through;
+//! - an archive replaces the top-level names it holds, whatever they are in the target
+//!   (a symlink included), and is never extracted through them.
 
-use std::fs::{self, File, OpenOptions};
+use std::ffi::OsStr;
+use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use flate2::read::GzDecoder;
+use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags};
 use sha2::{Digest as _, Sha256};
+
+use super::beneath::{Beneath, BeneathError, Symlinks};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
@@ -36,25 +49,74 @@ pub enum UnpackError {
     },
 }
 
-/// Move a verified temporary file to `target/title`, creating parent directories.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceError {
+    #[error("title {title:?} refused: {source}")]
+    Refused { title: String, source: BeneathError },
+    #[error("cannot write {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+/// Checks, writing nothing, that the file titled `title` would land beneath `target`
+/// (run for every file layer before any blob is fetched).
+pub fn check_title(target: &Path, title: &Path) -> Result<(), PlaceError> {
+    let refused = |source| PlaceError::Refused {
+        title: title.display().to_string(),
+        source,
+    };
+    Beneath::open(target, Symlinks::StayBeneath)
+        .and_then(|beneath| beneath.check_parents(title))
+        .map_err(refused)
+}
+
+/// Move a verified temporary file to `target/title`, creating parent directories
+/// beneath `target`.
 pub fn place_file(
     temp: tempfile::NamedTempFile,
     target: &Path,
     title: &Path,
-) -> io::Result<PathBuf> {
+) -> Result<PathBuf, PlaceError> {
     let dest = target.join(title);
-    if let Some(parent) = dest.parent() {
-        fs::create_dir_all(parent)?;
-    }
-    if let Ok(meta) = fs::symlink_metadata(&dest)
-        && meta.is_dir()
-    {
+    let refused = |source| PlaceError::Refused {
+        title: title.display().to_string(),
+        source,
+    };
+    let io_error = |source: io::Error| PlaceError::Io {
+        path: dest.clone(),
+        source,
+    };
+    let name = title.file_name().ok_or_else(|| {
+        io_error(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the title has no file name",
+        ))
+    })?;
+    let beneath = Beneath::open(target, Symlinks::StayBeneath).map_err(refused)?;
+    let parent = beneath
+        .create_dir_all(title.parent().unwrap_or(Path::new("")))
+        .map_err(refused)?;
+    if kind_at(&parent, name) == Some(FileType::Directory) {
         tracing::warn!("replacing directory {} by a file", dest.display());
-        fs::remove_dir_all(&dest)?;
+        // The parents were resolved beneath the target just above, and std's removal
+        // does not follow symlinks inside the tree.
+        fs::remove_dir_all(&dest).map_err(io_error)?;
     }
-    let file = temp.persist(&dest).map_err(|e| e.error)?;
-    file.set_permissions(fs::Permissions::from_mode(0o644))?;
+    let (file, temp_path) = temp.into_parts();
+    file.set_permissions(fs::Permissions::from_mode(0o644))
+        .map_err(io_error)?;
+    // Renaming onto the last component replaces whatever is there, a symlink included.
+    rustix::fs::renameat(CWD, &*temp_path, &parent, name)
+        .map_err(|errno| io_error(errno.into()))?;
+    // Moved: nothing left for the temporary path's guard to delete.
+    let _ = temp_path.keep();
     Ok(dest)
+}
+
+/// What is at `name` in `dir`, without following a symlink there.
+fn kind_at(dir: &OwnedFd, name: &OsStr) -> Option<FileType> {
+    rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+        .ok()
+        .map(|stat| FileType::from_raw_mode(stat.st_mode))
 }
 
 /// Reader that hashes what is read through it.
@@ -106,6 +168,9 @@ pub fn extract_archive(
         inner: GzDecoder::new(BufReader::with_capacity(1 << 20, reader)),
         hasher: Sha256::new(),
     };
+    let staging_dir = Beneath::open(staging.path(), Symlinks::Refuse).map_err(|e| {
+        io_error(format!("cannot open {}", staging.path().display()))(io::Error::other(e))
+    })?;
     let mut directory_modes = Vec::new();
     {
         let mut tar = tar::Archive::new(&mut hashing);
@@ -114,7 +179,7 @@ pub fn extract_archive(
             .map_err(io_error("cannot read the archive".into()))?;
         for entry in entries {
             let mut entry = entry.map_err(io_error("cannot read the archive".into()))?;
-            extract_entry(&mut entry, staging.path(), layer, &mut directory_modes)?;
+            extract_entry(&mut entry, &staging_dir, layer, &mut directory_modes)?;
         }
     }
     // Read the end of the tar (zero blocks and padding) so the digest covers it all.
@@ -131,6 +196,10 @@ pub fn extract_archive(
     }
     // Deepest first, so a read-only parent does not stop its children.
     for (path, mode) in directory_modes.iter().rev() {
+        // A later entry may have replaced the directory by a symlink: never chmod through it.
+        if !fs::symlink_metadata(path).is_ok_and(|meta| meta.is_dir()) {
+            continue;
+        }
         fs::set_permissions(path, fs::Permissions::from_mode(*mode)).map_err(io_error(format!(
             "cannot set the mode of {}",
             path.display()
@@ -194,53 +263,44 @@ fn symlink_stays_inside(entry: &Path, target: &Path) -> bool {
     true
 }
 
-/// Create the parents of `root/relative` one by one, refusing to go through a symlink
-/// or a file.
-fn prepare_parents(root: &Path, relative: &Path) -> Result<(), String> {
-    let mut current = root.to_path_buf();
-    let Some(parent) = relative.parent() else {
-        return Ok(());
-    };
-    for component in parent.components() {
-        current.push(component);
-        match fs::symlink_metadata(&current) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                return Err(format!(
-                    "it would be written through the symlink {}",
-                    current.strip_prefix(root).unwrap_or(&current).display()
-                ));
+/// The directory holding `relative`'s last component, created beneath the staging
+/// directory without following any symlink, and that component's name.
+fn parent_of<'a>(staging: &Beneath, relative: &'a Path) -> Result<(OwnedFd, &'a OsStr), String> {
+    let name = relative
+        .file_name()
+        .ok_or_else(|| "it has no name".to_string())?;
+    let parent = staging
+        .create_dir_all(relative.parent().unwrap_or(Path::new("")))
+        .map_err(|e| match e {
+            BeneathError::ThroughSymlink { path } => {
+                format!("it would be written through the symlink {}", path.display())
             }
-            Ok(meta) if meta.is_dir() => {}
-            Ok(_) => {
-                return Err(format!(
-                    "its parent {} is not a directory",
-                    current.strip_prefix(root).unwrap_or(&current).display()
-                ));
+            BeneathError::NotADirectory { path } => {
+                format!("its parent {} is not a directory", path.display())
             }
-            Err(_) => fs::create_dir(&current).map_err(|e| e.to_string())?,
-        }
-    }
-    Ok(())
+            other => other.to_string(),
+        })?;
+    Ok((parent, name))
 }
 
-/// Remove whatever is at `path` unless it is a directory and `keep_dir`.
-fn clear(path: &Path, keep_dir: bool) -> io::Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() && !meta.file_type().is_symlink() => {
-            if keep_dir {
-                Ok(())
-            } else {
-                fs::remove_dir_all(path)
-            }
-        }
-        Ok(_) => fs::remove_file(path),
-        Err(_) => Ok(()),
+/// Remove whatever is at `name` in `dir` (never following a symlink there) unless it is
+/// a directory and `keep_dir`. Returns whether a directory is left there.
+fn clear(dir: &OwnedFd, name: &OsStr, path: &Path, keep_dir: bool) -> io::Result<bool> {
+    match kind_at(dir, name) {
+        Some(FileType::Directory) if keep_dir => Ok(true),
+        // The parents were resolved without symlinks, and std's removal does not follow
+        // symlinks inside the tree.
+        Some(FileType::Directory) => fs::remove_dir_all(path).map(|()| false),
+        Some(_) => rustix::fs::unlinkat(dir, name, AtFlags::empty())
+            .map(|()| false)
+            .map_err(io::Error::from),
+        None => Ok(false),
     }
 }
 
 fn extract_entry<R: Read>(
     entry: &mut tar::Entry<'_, R>,
-    root: &Path,
+    staging: &Beneath,
     layer: &str,
     directory_modes: &mut Vec<(PathBuf, u32)>,
 ) -> Result<(), UnpackError> {
@@ -271,26 +331,31 @@ fn extract_entry<R: Read>(
     let Some(relative) = entry_path(&raw).map_err(|r| refuse(r.to_string()))? else {
         return Ok(()); // "./": the root itself
     };
-    let dest = root.join(&relative);
+    let dest = staging.root_path().join(&relative);
     let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
     let io_refuse = |e: io::Error| refuse(e.to_string());
+    let errno_refuse = |e: rustix::io::Errno| refuse(io::Error::from(e).to_string());
     match entry_type {
         tar::EntryType::Directory => {
-            prepare_parents(root, &relative).map_err(refuse)?;
-            clear(&dest, true).map_err(io_refuse)?;
-            if !dest.is_dir() {
-                fs::create_dir(&dest).map_err(io_refuse)?;
+            let (parent, last) = parent_of(staging, &relative).map_err(refuse)?;
+            if !clear(&parent, last, &dest, true).map_err(io_refuse)? {
+                rustix::fs::mkdirat(&parent, last, Mode::from_bits_truncate(0o755))
+                    .map_err(errno_refuse)?;
             }
             directory_modes.push((dest, mode));
         }
         tar::EntryType::Regular | tar::EntryType::Continuous => {
-            prepare_parents(root, &relative).map_err(refuse)?;
-            clear(&dest, false).map_err(io_refuse)?;
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&dest)
-                .map_err(io_refuse)?;
+            let (parent, last) = parent_of(staging, &relative).map_err(refuse)?;
+            clear(&parent, last, &dest, false).map_err(io_refuse)?;
+            // O_EXCL and O_NOFOLLOW: a new file, never one reached through a symlink.
+            let fd = rustix::fs::openat(
+                &parent,
+                last,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_bits_truncate(0o600),
+            )
+            .map_err(errno_refuse)?;
+            let mut file = File::from(fd);
             io::copy(entry, &mut file).map_err(io_refuse)?;
             file.set_permissions(fs::Permissions::from_mode(mode))
                 .map_err(io_refuse)?;
@@ -307,9 +372,9 @@ fn extract_entry<R: Read>(
                     target.display()
                 )));
             }
-            prepare_parents(root, &relative).map_err(refuse)?;
-            clear(&dest, false).map_err(io_refuse)?;
-            std::os::unix::fs::symlink(&target, &dest).map_err(io_refuse)?;
+            let (parent, last) = parent_of(staging, &relative).map_err(refuse)?;
+            clear(&parent, last, &dest, false).map_err(io_refuse)?;
+            rustix::fs::symlinkat(&target, &parent, last).map_err(errno_refuse)?;
         }
         tar::EntryType::Link => {
             let target = entry
@@ -326,18 +391,27 @@ fn extract_entry<R: Read>(
                     )));
                 }
             };
-            let source = root.join(&target_relative);
-            let source_ok = prepare_parents(root, &target_relative).is_ok()
-                && fs::symlink_metadata(&source).is_ok_and(|m| m.is_file());
-            if !source_ok {
-                return Err(refuse(format!(
+            let not_extracted = || {
+                refuse(format!(
                     "the hard link points to {}, which is not a file extracted before it",
                     target.display()
-                )));
+                ))
+            };
+            let (source_parent, source_name) =
+                parent_of(staging, &target_relative).map_err(|_| not_extracted())?;
+            if kind_at(&source_parent, source_name) != Some(FileType::RegularFile) {
+                return Err(not_extracted());
             }
-            prepare_parents(root, &relative).map_err(refuse)?;
-            clear(&dest, false).map_err(io_refuse)?;
-            fs::hard_link(&source, &dest).map_err(io_refuse)?;
+            let (parent, last) = parent_of(staging, &relative).map_err(refuse)?;
+            clear(&parent, last, &dest, false).map_err(io_refuse)?;
+            rustix::fs::linkat(
+                source_parent.as_fd(),
+                source_name,
+                &parent,
+                last,
+                AtFlags::empty(),
+            )
+            .map_err(errno_refuse)?;
         }
         tar::EntryType::Char | tar::EntryType::Block => {
             return Err(refuse("device files are not extracted".into()));
