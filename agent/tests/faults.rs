@@ -72,7 +72,7 @@ fn server_errors_and_429_are_retried_then_succeed() {
             ),
         ],
     );
-    let reference = format!("{}/faults/errors:v1", front.host());
+    let reference = front.reference("faults/errors:v1");
     let output = run_agent(
         &["pull", "--plain-http", &reference, "-o", "out"],
         work.path(),
@@ -109,7 +109,7 @@ fn server_errors_and_429_are_retried_then_succeed() {
             ),
         ],
     );
-    let reference = format!("{}/faults/again:v1", front.host());
+    let reference = front.reference("faults/again:v1");
     agent_ok(
         &["push", "--plain-http", &reference, "data.txt"],
         work.path(),
@@ -146,7 +146,7 @@ fn a_registry_failing_for_good_ends_in_one_clear_error_after_the_budget() {
             server_error(),
         )],
     );
-    let reference = format!("{}/faults/down:v1", front.host());
+    let reference = front.reference("faults/down:v1");
     let output = agent()
         .env("ORAS_AGENT_RETRY_SECONDS", "2")
         .args(["pull", "--plain-http", &reference, "-o", "out"])
@@ -185,7 +185,7 @@ fn a_blob_cut_mid_stream_is_fetched_again_and_never_left_half_written() {
             Fault::ResetAfter(1 << 20),
         )],
     );
-    let reference = format!("{}/faults/cut:v1", front.host());
+    let reference = front.reference("faults/cut:v1");
     let out = work.path().join("out");
     agent_ok(
         &[
@@ -215,7 +215,7 @@ fn a_blob_cut_mid_stream_is_fetched_again_and_never_left_half_written() {
             Fault::ResetAfter(1 << 20),
         )],
     );
-    let reference = format!("{}/faults/cut:v1", front.host());
+    let reference = front.reference("faults/cut:v1");
     let never = work.path().join("never");
     fs::create_dir(&never).unwrap();
     let output = agent()
@@ -244,7 +244,7 @@ fn a_stalled_download_is_abandoned_and_fetched_again() {
             Fault::StallAfter(256 << 10),
         )],
     );
-    let reference = format!("{}/faults/stall:v1", front.host());
+    let reference = front.reference("faults/stall:v1");
     let out = work.path().join("out");
     let output = agent()
         .env("ORAS_AGENT_STALL_SECONDS", "2")
@@ -282,7 +282,7 @@ fn the_wait_a_registry_asks_for_is_taken_before_the_next_try() {
             asks_to_wait("429 Too Many Requests", "2"),
         )],
     );
-    let reference = format!("{}/faults/wait:v1", front.host());
+    let reference = front.reference("faults/wait:v1");
     let out = work.path().join("out");
     agent_ok(
         &[
@@ -311,7 +311,7 @@ fn the_wait_a_registry_asks_for_is_taken_before_the_next_try() {
             asks_to_wait("503 Service Unavailable", &when),
         )],
     );
-    let reference = format!("{}/faults/wait-push:v1", front.host());
+    let reference = front.reference("faults/wait-push:v1");
     agent_ok(
         &["push", "--plain-http", &reference, "big.bin"],
         work.path(),
@@ -337,7 +337,7 @@ fn a_wait_longer_than_the_budget_ends_the_command_at_once() {
             asks_to_wait("429 Too Many Requests", "600"),
         )],
     );
-    let reference = format!("{}/faults/later:v1", front.host());
+    let reference = front.reference("faults/later:v1");
     let output = run_agent(
         &["pull", "--plain-http", &reference, "-o", "out"],
         work.path(),

@@ -479,6 +479,17 @@ impl Registry {
         }
     }
 
+    /// The URL of `path` under this repository's `/v2/<name>/`, for our own requests.
+    fn repository_url(&self, path: &str) -> String {
+        let oci = self.reference.oci();
+        format!(
+            "{}://{}/v2/{}/{path}",
+            if self.plain_http { "http" } else { "https" },
+            oci.resolve_registry(),
+            oci.repository()
+        )
+    }
+
     fn failed(&self, action: &str, reason: impl ToString) -> RegistryError {
         RegistryError::Failed {
             registry: self.reference.registry().to_string(),
@@ -573,14 +584,8 @@ impl Registry {
         E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
         F: Fn(&mut BlobSink) -> Result<T, E> + Send + Sync + 'static,
     {
-        let oci = self.reference.oci();
-        let uploads = reqwest::Url::parse(&format!(
-            "{}://{}/v2/{}/blobs/uploads/",
-            if self.plain_http { "http" } else { "https" },
-            oci.resolve_registry(),
-            oci.repository()
-        ))
-        .map_err(|e| self.failed(&format!("push {label} to"), e))?;
+        let uploads = reqwest::Url::parse(&self.repository_url("blobs/uploads/"))
+            .map_err(|e| self.failed(&format!("push {label} to"), e))?;
         let progress = size
             .and_then(|size| Progress::start(format!("pushing {label}"), size))
             .map(Arc::new);
@@ -864,13 +869,7 @@ impl Registry {
     /// Our own request (`oci-client` has no delete), with the connection's credentials
     /// or token.
     pub async fn delete_manifest(&self, digest: &str) -> Result<(), RegistryError> {
-        let oci = self.reference.oci();
-        let url = format!(
-            "{}://{}/v2/{}/manifests/{digest}",
-            if self.plain_http { "http" } else { "https" },
-            oci.resolve_registry(),
-            oci.repository()
-        );
+        let url = self.repository_url(&format!("manifests/{digest}"));
         let action = format!("delete manifest {digest} of");
         let mut backoff = Backoff::new(self.retry.budget);
         loop {
@@ -936,13 +935,7 @@ impl Registry {
                 reference: self.reference.to_string(),
                 digest: digest.to_string(),
             })?;
-        let oci = self.reference.oci();
-        let url = format!(
-            "{}://{}/v2/{}/blobs/{digest}",
-            if self.plain_http { "http" } else { "https" },
-            oci.resolve_registry(),
-            oci.repository()
-        );
+        let url = self.repository_url(&format!("blobs/{digest}"));
         let action = format!("pull blob {digest} of");
         let progress = Progress::start(format!("pulling {label}"), size);
         let mut backoff = Backoff::new(self.retry.budget);

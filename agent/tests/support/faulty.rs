@@ -126,6 +126,11 @@ impl FaultyFront {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// `repository_and_tag` (`team/data:v1`) through the front.
+    pub fn reference(&self, repository_and_tag: &str) -> String {
+        format!("{}/{repository_and_tag}", self.host())
+    }
+
     /// The requests seen so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.shared.seen.lock().unwrap().clone()
