@@ -515,6 +515,31 @@ impl Registry {
         }
     }
 
+    /// After a failed request of our own: the error when it cannot be retried (not
+    /// transient, or no wait left in the budget), else the wait before the next try
+    /// (`again` says what comes then, in the log).
+    async fn wait_to_retry(
+        &self,
+        backoff: &mut Backoff,
+        action: &str,
+        failure: &request::Failure,
+        again: &str,
+    ) -> Result<(), RegistryError> {
+        if !failure.is_transient() {
+            return Err(self.failed(action, failure));
+        }
+        let delay = backoff
+            .next_wait(failure.requested_wait())
+            .map_err(|exhausted| self.unavailable(action, failure.to_string(), exhausted))?;
+        tracing::warn!(
+            registry = self.reference.registry(),
+            "cannot {action} {} yet ({failure}); {again} in {delay:?}",
+            self.reference,
+        );
+        tokio::time::sleep(delay).await;
+        Ok(())
+    }
+
     /// Run `call` until it succeeds, fails for good, or the retry budget is spent.
     async fn with_retry<T, F, Fut>(&self, action: &str, mut call: F) -> Result<T, RegistryError>
     where
@@ -632,17 +657,13 @@ impl Registry {
                 }
                 return Err(self.failed(&format!("push {label} to"), failure));
             }
-            let delay = backoff
-                .next_wait(failure.requested_wait())
-                .map_err(|exhausted| {
-                    self.unavailable(&format!("push {label} to"), failure.to_string(), exhausted)
-                })?;
-            tracing::warn!(
-                registry = self.reference.registry(),
-                "cannot push {label} to {} yet ({failure}); starting its upload again in {delay:?}",
-                self.reference,
-            );
-            tokio::time::sleep(delay).await;
+            self.wait_to_retry(
+                &mut backoff,
+                &format!("push {label} to"),
+                &failure,
+                "starting its upload again",
+            )
+            .await?;
         }
     }
 
@@ -890,17 +911,8 @@ impl Registry {
                 Ok(response) => request::Failure::of_answer(response).await,
                 Err(err) => request::Failure::Network(err),
             };
-            if !failure.is_transient() {
-                return Err(self.failed(&action, failure));
-            }
-            let delay = backoff
-                .next_wait(failure.requested_wait())
-                .map_err(|exhausted| self.unavailable(&action, failure.to_string(), exhausted))?;
-            tracing::warn!(
-                "cannot {action} {} yet ({failure}); retrying",
-                self.reference
-            );
-            tokio::time::sleep(delay).await;
+            self.wait_to_retry(&mut backoff, &action, &failure, "retrying")
+                .await?;
         }
     }
 
@@ -990,18 +1002,8 @@ impl Registry {
                 renewed = true;
                 continue;
             }
-            if !failure.is_transient() {
-                return Err(self.failed(&action, failure));
-            }
-            let delay = backoff
-                .next_wait(failure.requested_wait())
-                .map_err(|exhausted| self.unavailable(&action, failure.to_string(), exhausted))?;
-            tracing::warn!(
-                registry = self.reference.registry(),
-                "cannot {action} {} yet ({failure}); retrying in {delay:?}",
-                self.reference,
-            );
-            tokio::time::sleep(delay).await;
+            self.wait_to_retry(&mut backoff, &action, &failure, "retrying")
+                .await?;
         }
     }
 
