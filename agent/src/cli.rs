@@ -263,6 +263,9 @@ pub struct SidecarArgs {
     /// Push the output even when the application failed.
     #[arg(long = flags::PUSH_ON_FAILURE)]
     pub push_on_failure: bool,
+    /// Push the output as a valid OCI image too, so that image volumes can mount it.
+    #[arg(long = flags::IMAGE_FORMAT)]
+    pub image_format: bool,
     #[command(flatten)]
     pub transport: TransportArgs,
 }
@@ -415,6 +418,7 @@ mod tests {
             image: Some("ghcr.io/x/app:2".into()),
             command_digest: Some("sha256:cd".into()),
             push_on_failure: true,
+            image_format: true,
             transport: Transport {
                 plain_http: true,
                 debug: false,
@@ -427,6 +431,7 @@ mod tests {
         assert_eq!(args.image, sidecar.image);
         assert_eq!(args.command_digest, sidecar.command_digest);
         assert!(args.push_on_failure && args.transport.plain_http && !args.transport.debug);
+        assert!(args.image_format);
     }
 
     #[test]

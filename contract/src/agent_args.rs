@@ -23,6 +23,9 @@ pub mod flags {
     pub const PUSH_ON_FAILURE: &str = "push-on-failure";
     pub const WAIT_PUSH: &str = "wait-push";
     pub const IMAGE: &str = "image";
+    /// Push the output as a valid OCI image too (the sidecar's spelling; `--image`
+    /// already names the launcher's image there).
+    pub const IMAGE_FORMAT: &str = "image-format";
     pub const COMMAND_DIGEST: &str = "command-digest";
     pub const MEMOIZE: &str = "memoize";
     pub const PLAIN_HTTP: &str = "plain-http";
@@ -89,6 +92,9 @@ pub struct SidecarCommand {
     /// pod spec, recorded in the provenance.
     pub command_digest: Option<String>,
     pub push_on_failure: bool,
+    /// Push the output as an OCI image as well as an ORAS artifact, so that image
+    /// volumes can mount it.
+    pub image_format: bool,
     pub transport: Transport,
 }
 
@@ -166,6 +172,7 @@ impl SidecarCommand {
             self.command_digest.as_deref(),
         );
         push_flag(&mut argv, flags::PUSH_ON_FAILURE, self.push_on_failure);
+        push_flag(&mut argv, flags::IMAGE_FORMAT, self.image_format);
         self.transport.append_to(&mut argv);
         argv
     }
@@ -271,6 +278,7 @@ mod tests {
             image: Some("busybox:1.36".into()),
             command_digest: Some("sha256:ab".into()),
             push_on_failure: true,
+            image_format: true,
             transport: Transport::default(),
         };
         assert_eq!(
@@ -285,7 +293,8 @@ mod tests {
                 "busybox:1.36",
                 "--command-digest",
                 "sha256:ab",
-                "--push-on-failure"
+                "--push-on-failure",
+                "--image-format"
             ]
         );
     }

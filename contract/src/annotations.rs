@@ -38,6 +38,9 @@ pub const PUSH_ON_FAILURE: &str = "push-on-failure";
 /// Skip the application when the existing output was made from the same inputs, image
 /// and command (added by this project).
 pub const MEMOIZE: &str = "memoize";
+/// Push the output as a valid OCI image as well as an ORAS artifact, so that image
+/// volumes (KEP-4639) can mount it (added by this project).
+pub const IMAGE_FORMAT: &str = "image-format";
 /// URL of the original's application entrypoint script: accepted, ignored.
 pub const ENTRYPOINT: &str = "entrypoint";
 /// URL of the original's sidecar entrypoint script: accepted, ignored.
@@ -61,6 +64,7 @@ pub const SINGLE_KEYS: &[&str] = &[
     DEBUG,
     PUSH_ON_FAILURE,
     MEMOIZE,
+    IMAGE_FORMAT,
     ENTRYPOINT,
     ORAS_ENTRYPOINT,
     INJECTED,

@@ -52,6 +52,7 @@ pub fn sidecar_container(
         image: launcher.image.clone(),
         command_digest: Some(launcher.command_digest.clone()),
         push_on_failure: plan.step.push_on_failure,
+        image_format: false,
         transport: transport(plan),
     };
     let mut container = agent_container(SIDECAR_CONTAINER, command.argv(), plan, resources);
