@@ -5,7 +5,8 @@
 # tools`), the ORAS Python SDK, and a raw streaming PUT/GET of the same 1 GiB blob with
 # curl. Push and pull of a directory of 10,000 files of 4 KiB and of a single 1 GiB
 # file, then the hand-off from the application's exit to the sidecar's first byte to
-# the registry (scripts/bench-handoff.py, HANDOFF_RUNS runs per agent). Reports wall
+# the registry (scripts/bench-handoff.py, HANDOFF_RUNS runs per agent), and the cost of
+# the image format (`push --image`) against the ORAS one. Reports wall
 # time and peak RSS of each command, then the ratios. Not part of the test suite.
 #
 #   scripts/bench-agent.sh            (FILES=10000 BIG_MIB=1024 HANDOFF_RUNS=21)
@@ -125,6 +126,7 @@ export ORAS
 
 cd "$WORK/src"
 measure agent-dir-push "agent push $FILES x 4 KiB (directory)" "$AGENT" push --plain-http "$HOST/bench/many-agent:v1" many
+measure agent-dir-push-image "agent push --image $FILES x 4 KiB (directory)" "$AGENT" push --image --plain-http "$HOST/bench/many-agent-image:v1" many
 measure agent-dir-pull "agent pull $FILES x 4 KiB (directory)" "$AGENT" pull --plain-http "$HOST/bench/many-agent:v1" -o "$WORK/pull-agent-many"
 diff -r many "$WORK/pull-agent-many/many" >/dev/null || { echo "agent pull differs" >&2; exit 1; }
 rm -rf "$WORK/pull-agent-many"
@@ -158,6 +160,10 @@ measure raw-put "raw PUT $BIG_MIB MiB (curl)" bash -c raw_put
 measure raw-get "raw GET $BIG_MIB MiB (curl, to a file)" curl -fsS -o "$WORK/raw.bin" "http://$HOST/v2/bench/raw/blobs/$BIG_DIGEST"
 rm -f "$WORK/raw.bin"
 measure agent-big-push "agent push $BIG_MIB MiB file" "$AGENT" push --plain-http "$HOST/bench/big-agent:v1" big.bin
+measure agent-big-push-image "agent push --image $BIG_MIB MiB file" "$AGENT" push --image --plain-http "$HOST/bench/big-agent-image:v1" big.bin
+measure agent-big-pull-image "agent pull $BIG_MIB MiB file (--image)" "$AGENT" pull --plain-http "$HOST/bench/big-agent-image:v1" -o "$WORK/pull-agent-big-image"
+cmp big.bin "$WORK/pull-agent-big-image/big.bin" || { echo "agent pull of the image differs" >&2; exit 1; }
+rm -rf "$WORK/pull-agent-big-image"
 measure agent-big-pull "agent pull $BIG_MIB MiB file" "$AGENT" pull --plain-http "$HOST/bench/big-agent:v1" -o "$WORK/pull-agent-big"
 cmp big.bin "$WORK/pull-agent-big/big.bin" || { echo "agent pull differs" >&2; exit 1; }
 rm -rf "$WORK/pull-agent-big"
@@ -181,6 +187,10 @@ for what in dir-push dir-pull big-push big-pull; do
   for reference in previous oras py; do ratio "agent-$what" "$reference-$what"; done
 done
 ratio agent-big-push raw-put
+echo "the image format (--image) against the ORAS format, same agent"
+ratio agent-dir-push-image agent-dir-push
+ratio agent-big-push-image agent-big-push
+ratio agent-big-pull-image agent-big-pull
 ratio agent-big-pull raw-get
 peak=0
 for key in "${!RSS[@]}"; do

@@ -72,6 +72,11 @@ pub struct PushArgs {
     /// Manifest annotation, repeatable.
     #[arg(long = "annotation", short = 'a', value_name = "KEY=VALUE")]
     pub annotations: Vec<String>,
+    /// Make the artifact a valid container image too (image config, every layer a
+    /// tar+gzip), so that Kubernetes image volumes can mount it. Files then reach the
+    /// ORAS Go CLI as archives it cannot place; oras-py and `oras-agent pull` place them.
+    #[arg(long = "image")]
+    pub image: bool,
     /// Reference to push to: host[:port]/repository[:tag].
     pub reference: String,
     /// Files and directories (a directory becomes one tar+gzip layer).

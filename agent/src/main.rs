@@ -66,6 +66,7 @@ fn run(command: Command) -> Result<ExitCode> {
                 &reference,
                 &sources,
                 annotations,
+                format_of(args.image),
                 &connection(args.transport.plain_http),
             ))?;
             println!("{}", pushed.digest);
@@ -236,11 +237,20 @@ fn run(command: Command) -> Result<ExitCode> {
                 image: args.image,
                 command_digest: args.command_digest,
                 push_on_failure: args.push_on_failure,
+                format: format_of(args.image_format),
                 connection: connection(args.transport.plain_http),
             })?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn format_of(image: bool) -> layout::Format {
+    if image {
+        layout::Format::Image
+    } else {
+        layout::Format::Oras
+    }
 }
 
 fn main() -> ExitCode {

@@ -32,6 +32,8 @@ pub struct SidecarOptions {
     /// The digest of the application's argv as written in the pod spec.
     pub command_digest: Option<String>,
     pub push_on_failure: bool,
+    /// Push the output as an image too, for image volumes.
+    pub format: crate::layout::Format,
     pub connection: Connection,
 }
 
@@ -237,7 +239,13 @@ fn push_outputs(
     let (provenance, argv) = provenance(options, code);
     runtime.block_on(async {
         let registry = registry.get(options).await?;
-        let pushed = transfer::push_to(&registry, &sources, provenance.annotations()).await?;
+        let pushed = transfer::push_to(
+            &registry,
+            &sources,
+            provenance.annotations(),
+            options.format,
+        )
+        .await?;
         let statement = attestation::statement(
             &options.output.to_string(),
             &pushed.digest,

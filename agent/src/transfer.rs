@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use futures_util::{StreamExt, TryStreamExt};
 
 use crate::credentials::Operation;
-use crate::layout::{self, Descriptor, LayerKind, pack};
+use crate::layout::{self, Config, Descriptor, Format, LayerKind, image, pack};
 use crate::reference::ArtifactRef;
 use crate::registry::{Registry, RegistryError, RetryPolicy};
 
@@ -51,12 +51,12 @@ const SMALL_FILE: u64 = 1 << 20;
 
 /// How a layer's bytes are read.
 enum Blob {
-    /// A small file, hashed already.
+    /// A small file, hashed (and packed, in the image format) already.
     Small(PathBuf),
     /// A larger file, streamed from disk.
     File(PathBuf),
     /// A directory, packed while it streams.
-    Directory { path: PathBuf, title: String },
+    Directory(PathBuf),
 }
 
 /// A file of at most [`SMALL_FILE`] bytes, read whole; refused if it is no longer
@@ -77,38 +77,68 @@ fn read_small_file(path: &Path, size: u64) -> Result<Vec<u8>> {
 struct Layer {
     title: String,
     blob: Blob,
+    /// A file goes as a one-entry tar+gzip (the image format) rather than as its bytes.
+    packed: bool,
     /// Known before the upload for small files, after it for the others.
     descriptor: Option<Descriptor>,
 }
 
-fn prepare(source: &PushSource) -> Result<Layer> {
+/// The blob of a small file of `size` bytes: its bytes, or with `packed_as` a one-entry
+/// tar+gzip of it under that name, with the digest of the tar.
+fn small_blob(
+    path: &Path,
+    size: u64,
+    packed_as: Option<&str>,
+) -> Result<(Vec<u8>, Option<String>)> {
+    let Some(name) = packed_as else {
+        return Ok((read_small_file(path, size)?, None));
+    };
+    let mut blob = Vec::with_capacity(size as usize / 2 + 1024);
+    let content_digest = pack::pack_file_into(path, name, &mut blob)?;
+    Ok((blob, Some(content_digest)))
+}
+
+impl Layer {
+    /// The name a packed file gets in its tar.
+    fn packed_as(&self) -> Option<&str> {
+        self.packed.then_some(self.title.as_str())
+    }
+
+    /// The descriptor of this layer's blob.
+    fn describe(&self, digest: String, size: u64, content_digest: Option<String>) -> Descriptor {
+        match (&self.blob, content_digest) {
+            (Blob::Directory(_), Some(content)) => {
+                layout::directory_descriptor(&self.title, digest, size, content)
+            }
+            (_, Some(content)) => {
+                layout::packed_file_descriptor(&self.title, digest, size, content)
+            }
+            (_, None) => layout::file_descriptor(&self.title, digest, size),
+        }
+    }
+}
+
+fn prepare(source: &PushSource, format: Format) -> Result<Layer> {
     let meta = std::fs::metadata(&source.path)
         .with_context(|| format!("cannot push {}", source.path.display()))?;
-    let title = source.title.clone();
+    let mut layer = Layer {
+        title: source.title.clone(),
+        blob: Blob::Directory(source.path.clone()),
+        packed: format == Format::Image,
+        descriptor: None,
+    };
     if meta.is_dir() {
-        Ok(Layer {
-            title,
-            blob: Blob::Directory {
-                path: source.path.clone(),
-                title: source.title.clone(),
-            },
-            descriptor: None,
-        })
-    } else if meta.is_file() && meta.len() <= SMALL_FILE {
-        let data = read_small_file(&source.path, meta.len())?;
+        return Ok(layer);
+    }
+    if meta.is_file() && meta.len() <= SMALL_FILE {
+        let (data, content_digest) = small_blob(&source.path, meta.len(), layer.packed_as())?;
         let digest = crate::registry::sha256_digest(&data);
-        let descriptor = layout::file_descriptor(&title, digest, data.len() as u64);
-        Ok(Layer {
-            title,
-            blob: Blob::Small(source.path.clone()),
-            descriptor: Some(descriptor),
-        })
+        layer.blob = Blob::Small(source.path.clone());
+        layer.descriptor = Some(layer.describe(digest, data.len() as u64, content_digest));
+        Ok(layer)
     } else if meta.is_file() {
-        Ok(Layer {
-            title,
-            blob: Blob::File(source.path.clone()),
-            descriptor: None,
-        })
+        layer.blob = Blob::File(source.path.clone());
+        Ok(layer)
     } else {
         bail!(
             "cannot push {}: not a file or a directory",
@@ -124,13 +154,14 @@ pub struct PushedManifest {
     pub size: u64,
 }
 
-/// Push `sources` as the artifact `reference`; returns its manifest. Small files are
-/// read while the registry is reached; a source that cannot be read fails the push
-/// at once.
+/// Push `sources` as the artifact `reference` laid out in `format`; returns its
+/// manifest. Small files are read while the registry is reached; a source that cannot
+/// be read fails the push at once.
 pub async fn push(
     reference: &ArtifactRef,
     sources: &[PushSource],
     annotations: BTreeMap<String, String>,
+    format: Format,
     connection: &Connection,
 ) -> Result<PushedManifest> {
     if sources.is_empty() {
@@ -138,8 +169,8 @@ pub async fn push(
     }
     let connecting =
         async { Ok::<_, anyhow::Error>(connection.open(reference, Operation::Push).await?) };
-    let (layers, registry) = tokio::try_join!(prepare_all(sources), connecting)?;
-    push_layers(&registry, layers, annotations).await
+    let (layers, registry) = tokio::try_join!(prepare_all(sources, format), connecting)?;
+    push_layers(&registry, layers, annotations, format).await
 }
 
 /// Push `sources` as the artifact of `registry`'s reference, through a registry
@@ -148,25 +179,32 @@ pub async fn push_to(
     registry: &Registry,
     sources: &[PushSource],
     annotations: BTreeMap<String, String>,
+    format: Format,
 ) -> Result<PushedManifest> {
     if sources.is_empty() {
         bail!("nothing to push to {}", registry.reference());
     }
-    let layers = prepare_all(sources).await?;
-    push_layers(registry, layers, annotations).await
+    let layers = prepare_all(sources, format).await?;
+    push_layers(registry, layers, annotations, format).await
 }
 
-async fn prepare_all(sources: &[PushSource]) -> Result<Vec<Layer>> {
+async fn prepare_all(sources: &[PushSource], format: Format) -> Result<Vec<Layer>> {
     let sources = sources.to_vec();
-    tokio::task::spawn_blocking(move || sources.iter().map(prepare).collect::<Result<Vec<_>>>())
-        .await
-        .context("the reading task failed")?
+    tokio::task::spawn_blocking(move || {
+        sources
+            .iter()
+            .map(|source| prepare(source, format))
+            .collect::<Result<Vec<_>>>()
+    })
+    .await
+    .context("the reading task failed")?
 }
 
 async fn push_layers(
     registry: &Registry,
     mut layers: Vec<Layer>,
-    annotations: BTreeMap<String, String>,
+    mut annotations: BTreeMap<String, String>,
+    format: Format,
 ) -> Result<PushedManifest> {
     upload_layers(registry, &mut layers).await?;
     let descriptors = layers
@@ -174,10 +212,19 @@ async fn push_layers(
         .map(|layer| layer.descriptor.clone())
         .collect::<Option<Vec<_>>>()
         .context("a layer has no descriptor after its upload")?;
-    let manifest = layout::build_manifest(descriptors, annotations);
+    let created = annotations
+        .entry(layout::CREATED_ANNOTATION.to_string())
+        .or_insert_with(layout::now_rfc3339)
+        .clone();
+    let config = match format {
+        Format::Oras => Config::empty(),
+        Format::Image => Config::image(image::config_for(&descriptors, Some(&created))?),
+    };
+    upload_config(registry, &config).await?;
+    let manifest = layout::build_manifest_with(&config, descriptors, annotations);
     let body = serde_json::to_vec_pretty(&manifest).context("cannot serialize the manifest")?;
     let size = body.len() as u64;
-    let digest = publish_manifest(registry, &mut layers, body).await?;
+    let digest = publish_manifest(registry, &mut layers, &config, body).await?;
     tracing::info!("pushed {} as {digest}", registry.reference());
     Ok(PushedManifest { digest, size })
 }
@@ -188,6 +235,7 @@ async fn push_layers(
 async fn publish_manifest(
     registry: &Registry,
     layers: &mut [Layer],
+    config: &Config,
     body: Vec<u8>,
 ) -> Result<String> {
     match registry
@@ -200,6 +248,7 @@ async fn publish_manifest(
                 registry.reference()
             );
             upload_layers(registry, layers).await?;
+            upload_config(registry, config).await?;
             Ok(registry
                 .push_manifest(body, layout::MANIFEST_MEDIA_TYPE)
                 .await?)
@@ -208,20 +257,21 @@ async fn publish_manifest(
     }
 }
 
-/// Uploads the layers (small ones unless the registry has them) and the empty config;
-/// fills in the descriptors of the layers streamed. A layer that has a descriptor
-/// already must upload to that same digest.
+async fn upload_config(registry: &Registry, config: &Config) -> Result<()> {
+    registry
+        .push_blob_if_missing(config.body.clone(), &config.digest())
+        .await?;
+    Ok(())
+}
+
+/// Uploads the layers (small ones unless the registry has them); fills in the
+/// descriptors of the layers streamed. A layer that has a descriptor already must
+/// upload to that same digest.
 async fn upload_layers(registry: &Registry, layers: &mut [Layer]) -> Result<()> {
     futures_util::stream::iter(layers.iter_mut())
         .map(|layer| upload_layer(registry, layer))
         .buffer_unordered(CONCURRENT_BLOBS)
         .try_collect::<Vec<()>>()
-        .await?;
-    registry
-        .push_blob_if_missing(
-            bytes::Bytes::from_static(layout::EMPTY_CONFIG),
-            layout::EMPTY_CONFIG_DIGEST,
-        )
         .await?;
     Ok(())
 }
@@ -244,10 +294,16 @@ async fn upload_layer(registry: &Registry, layer: &mut Layer) -> Result<()> {
                 descriptor.size,
                 registry.reference()
             );
-            let (reading, size) = (path.clone(), descriptor.size);
-            let data = tokio::task::spawn_blocking(move || read_small_file(&reading, size))
-                .await
-                .context("the reading task failed")??;
+            let size = std::fs::metadata(path)
+                .with_context(|| format!("cannot push {}", path.display()))?
+                .len();
+            let (reading, packed_as) = (path.clone(), layer.packed_as().map(String::from));
+            let data = tokio::task::spawn_blocking(move || {
+                small_blob(&reading, size, packed_as.as_deref())
+            })
+            .await
+            .context("the reading task failed")??
+            .0;
             let actual = crate::registry::sha256_digest(&data);
             if &actual != digest {
                 bail!(
@@ -263,28 +319,34 @@ async fn upload_layer(registry: &Registry, layer: &mut Layer) -> Result<()> {
                 .len();
             tracing::info!("pushing {title} ({size} bytes) to {}", registry.reference());
             let path = path.clone();
-            let (digest, size, ()) = registry
-                .push_blob_streamed(&title, Some(size), expected.as_deref(), move |sink| {
-                    pack::read_file_into(&path, sink).map(|_| ())
-                })
-                .await?;
-            layer.descriptor = Some(layout::file_descriptor(&title, digest, size));
+            let descriptor = if layer.packed {
+                let name = title.clone();
+                let (digest, size, content_digest) = registry
+                    .push_blob_streamed(&title, None, expected.as_deref(), move |sink| {
+                        pack::pack_file_into(&path, &name, sink)
+                    })
+                    .await?;
+                layer.describe(digest, size, Some(content_digest))
+            } else {
+                let (digest, size, ()) = registry
+                    .push_blob_streamed(&title, Some(size), expected.as_deref(), move |sink| {
+                        pack::read_file_into(&path, sink).map(|_| ())
+                    })
+                    .await?;
+                layer.describe(digest, size, None)
+            };
+            layer.descriptor = Some(descriptor);
         }
-        Blob::Directory { path, title: name } => {
+        Blob::Directory(path) => {
             tracing::info!("pushing {title} (a directory) to {}", registry.reference());
-            let (path, name) = (path.clone(), name.clone());
+            let (path, name) = (path.clone(), title.clone());
             let (digest, size, content_digest) = registry
                 .push_blob_streamed(&title, None, expected.as_deref(), move |sink| {
                     pack::pack_directory_into(&path, &name, sink)
                 })
                 .await?;
             tracing::debug!(%digest, size, "packed and pushed the directory");
-            layer.descriptor = Some(layout::directory_descriptor(
-                &title,
-                digest,
-                size,
-                content_digest,
-            ));
+            layer.descriptor = Some(layer.describe(digest, size, Some(content_digest)));
         }
     }
     Ok(())
@@ -449,7 +511,7 @@ mod tests {
             plain_http: true,
             retry: RetryPolicy::with_budget(std::time::Duration::from_secs(5)),
         };
-        let mut layers = vec![prepare(&source).unwrap()];
+        let mut layers = vec![prepare(&source, Format::Oras).unwrap()];
         let body = serde_json::to_vec(&layout::build_manifest(
             layers.iter().flat_map(|l| l.descriptor.clone()).collect(),
             BTreeMap::new(),
@@ -490,7 +552,13 @@ mod tests {
         let expected = crate::registry::sha256_digest(&body);
         let digest = runtime
             .block_on(async {
-                publish_manifest(&connect().await.unwrap(), &mut layers, body).await
+                publish_manifest(
+                    &connect().await.unwrap(),
+                    &mut layers,
+                    &Config::empty(),
+                    body,
+                )
+                .await
             })
             .unwrap();
         assert_eq!(digest, expected);

@@ -588,3 +588,62 @@ fn the_sidecar_asks_the_registry_for_its_version_once_for_two_runs() {
         "{requests:#?}"
     );
 }
+
+#[test]
+fn sidecar_with_image_format_pushes_an_image_carrying_its_provenance() {
+    let registry = TestRegistry::start();
+    let work = tempfile::tempdir().unwrap();
+    let share = work.path().join("share");
+    let output = registry.reference("steps/as-image:v1");
+    let sidecar = Sidecar::start(
+        &share,
+        &output,
+        &["--image-format", "--image", "busybox:1.36"],
+    );
+    let launched = launch(
+        &share,
+        work.path(),
+        &["--output-path", "result.txt", "--wait-push"],
+        "echo 42 > result.txt",
+    );
+    assert!(
+        launched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&launched.stderr)
+    );
+    let (code, _) = sidecar.terminate();
+    assert_eq!(code, 0);
+
+    let manifest = registry.manifest("steps/as-image", "v1");
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.oci.image.config.v1+json"
+    );
+    let layer = &manifest["layers"][0];
+    assert_eq!(
+        layer["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+    assert_eq!(
+        layer["annotations"]["org.opencontainers.image.title"],
+        "result.txt"
+    );
+    let annotations = &manifest["annotations"];
+    assert_eq!(
+        annotations["oras.converged-computing.github.io/image"],
+        "busybox:1.36"
+    );
+    assert_eq!(
+        annotations["oras.converged-computing.github.io/exit-code"],
+        "0"
+    );
+    // Pulled back, the output is the file the application wrote.
+    agent_ok(
+        &["pull", "--plain-http", &output, "-o", "back"],
+        work.path(),
+    );
+    assert_eq!(
+        fs::read_to_string(work.path().join("back/result.txt")).unwrap(),
+        "42\n"
+    );
+}

@@ -5,8 +5,13 @@
 //! `org.opencontainers.image.title`; a directory is one tar+gzip layer whose entries are
 //! prefixed by the title, annotated with the digest of the uncompressed tar and
 //! `io.deis.oras.content.unpack: "true"`.
+//!
+//! In the image format ([`Format::Image`]) the config is an image config and a file is
+//! a tar+gzip layer too, holding one entry named by the title, so that the artifact is
+//! also a container image whose root filesystem is the pushed files.
 
 pub mod beneath;
+pub mod image;
 pub mod pack;
 pub mod unpack;
 
@@ -35,6 +40,52 @@ pub const TITLE_ANNOTATION: &str = "org.opencontainers.image.title";
 pub const CREATED_ANNOTATION: &str = "org.opencontainers.image.created";
 pub const CONTENT_DIGEST_ANNOTATION: &str = "io.deis.oras.content.digest";
 pub const UNPACK_ANNOTATION: &str = "io.deis.oras.content.unpack";
+/// Marks a tar+gzip layer that carries one file (the image format): pull places the
+/// file even when directory archives are kept packed.
+pub const PACKED_FILE_ANNOTATION: &str = "oras.converged-computing.github.io/packed-file";
+
+/// How a push lays out its artifact.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Format {
+    /// What `oras push` writes: the empty config, a file as its raw bytes.
+    #[default]
+    Oras,
+    /// An ORAS artifact that is also a valid container image (see [`image`]).
+    Image,
+}
+
+/// The config blob of a manifest and its media type.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub media_type: String,
+    pub body: bytes::Bytes,
+}
+
+impl Config {
+    /// The empty config of ORAS artifacts.
+    pub fn empty() -> Self {
+        Self {
+            media_type: EMPTY_CONFIG_MEDIA_TYPE.to_string(),
+            body: bytes::Bytes::from_static(EMPTY_CONFIG),
+        }
+    }
+
+    /// An image config (see [`image::config_for`]).
+    pub fn image(body: Vec<u8>) -> Self {
+        Self {
+            media_type: image::CONFIG_MEDIA_TYPE.to_string(),
+            body: body.into(),
+        }
+    }
+
+    pub fn digest(&self) -> String {
+        crate::registry::sha256_digest(&self.body)
+    }
+
+    fn is_empty_config(&self) -> bool {
+        self.media_type == EMPTY_CONFIG_MEDIA_TYPE
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -74,22 +125,31 @@ impl Descriptor {
 
 /// The manifest `oras push` writes for these layers. `annotations` are the user's; the
 /// creation time is added unless given.
-pub fn build_manifest(
+pub fn build_manifest(layers: Vec<Descriptor>, annotations: BTreeMap<String, String>) -> Manifest {
+    build_manifest_with(&Config::empty(), layers, annotations)
+}
+
+/// The manifest of `layers` with `config`. With the empty config it is an artifact
+/// (`artifactType` set, the config inlined, as `oras push` does); with an image config
+/// it is an image, which has no artifact type.
+pub fn build_manifest_with(
+    config: &Config,
     layers: Vec<Descriptor>,
     mut annotations: BTreeMap<String, String>,
 ) -> Manifest {
     annotations
         .entry(CREATED_ANNOTATION.to_string())
         .or_insert_with(now_rfc3339);
+    let empty = config.is_empty_config();
     Manifest {
         schema_version: 2,
         media_type: Some(MANIFEST_MEDIA_TYPE.to_string()),
-        artifact_type: Some(ARTIFACT_TYPE.to_string()),
+        artifact_type: empty.then(|| ARTIFACT_TYPE.to_string()),
         config: Descriptor {
-            media_type: EMPTY_CONFIG_MEDIA_TYPE.to_string(),
-            digest: EMPTY_CONFIG_DIGEST.to_string(),
-            size: EMPTY_CONFIG.len() as u64,
-            data: Some(EMPTY_CONFIG_DATA.to_string()),
+            media_type: config.media_type.clone(),
+            digest: config.digest(),
+            size: config.body.len() as u64,
+            data: empty.then(|| EMPTY_CONFIG_DATA.to_string()),
             annotations: BTreeMap::new(),
         },
         layers,
@@ -135,6 +195,21 @@ pub fn directory_descriptor(
     }
 }
 
+/// The descriptor of a file packed as a one-entry tar+gzip layer (the image format):
+/// the blob's `digest` and `size`, and the digest of its uncompressed tar.
+pub fn packed_file_descriptor(
+    title: &str,
+    digest: String,
+    size: u64,
+    content_digest: String,
+) -> Descriptor {
+    let mut descriptor = directory_descriptor(title, digest, size, content_digest);
+    descriptor
+        .annotations
+        .insert(PACKED_FILE_ANNOTATION.to_string(), "true".to_string());
+    descriptor
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("{0}")]
@@ -167,7 +242,8 @@ pub enum LayerKind {
 }
 
 /// Decide how to pull `layer`. A tar+gzip layer is unpacked with or without the unpack
-/// annotation (the ORAS Python SDK does not set it), unless `unpack` is false.
+/// annotation (the ORAS Python SDK does not set it), unless `unpack` is false and it
+/// holds a directory (a packed file is always unpacked: it is a file, not an archive).
 pub fn classify(layer: &Descriptor, unpack: bool) -> Result<LayerKind, TitleError> {
     let Some(title) = layer.title() else {
         return Ok(LayerKind::Untitled);
@@ -175,7 +251,12 @@ pub fn classify(layer: &Descriptor, unpack: bool) -> Result<LayerKind, TitleErro
     let title_path = safe_relative_path(title)?;
     let marked = layer.annotations.get(UNPACK_ANNOTATION).map(String::as_str) == Some("true");
     let gzip_tar = layer.media_type.ends_with("tar+gzip") || layer.media_type.ends_with("tar.gzip");
-    if unpack && (marked || gzip_tar) {
+    let packed_file = layer
+        .annotations
+        .get(PACKED_FILE_ANNOTATION)
+        .map(String::as_str)
+        == Some("true");
+    if (unpack || packed_file) && (marked || gzip_tar) {
         Ok(LayerKind::Archive {
             title: title_path,
             content_digest: layer.annotations.get(CONTENT_DIGEST_ANNOTATION).cloned(),
@@ -291,6 +372,25 @@ mod tests {
         );
         layer.annotations.clear();
         assert_eq!(classify(&layer, true).unwrap(), LayerKind::Untitled);
+
+        let packed = packed_file_descriptor("r.txt", "sha256:00".into(), 1, "sha256:01".into());
+        let unpacked = LayerKind::Archive {
+            title: "r.txt".into(),
+            content_digest: Some("sha256:01".into()),
+        };
+        assert_eq!(classify(&packed, true).unwrap(), unpacked);
+        assert_eq!(classify(&packed, false).unwrap(), unpacked);
+    }
+
+    #[test]
+    fn an_image_manifest_has_no_artifact_type_and_does_not_inline_its_config() {
+        let config = Config::image(br#"{"rootfs":{}}"#.to_vec());
+        let manifest = build_manifest_with(&config, vec![], BTreeMap::new());
+        let json = serde_json::to_value(&manifest).unwrap();
+        assert!(json.get("artifactType").is_none(), "{json}");
+        assert_eq!(json["config"]["mediaType"], image::CONFIG_MEDIA_TYPE);
+        assert_eq!(json["config"]["digest"], config.digest());
+        assert!(json["config"].get("data").is_none(), "{json}");
     }
 
     #[test]

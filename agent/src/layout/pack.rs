@@ -183,9 +183,39 @@ pub fn pack_directory_into<W: Write + Send>(
     title: &str,
     sink: W,
 ) -> Result<String, PackError> {
-    let write_error = |source| PackError::Write {
-        path: dir.to_path_buf(),
-        source,
+    pack_into(dir, sink, |builder| {
+        append_tree(builder, dir, Path::new(title))
+    })
+}
+
+/// Pack the file at `path` as a tar+gzip stream holding one entry named `title` (what
+/// an image layer needs to carry a file), written into `sink`; returns the digest of
+/// the uncompressed tar. Refused when the file changes while it is read.
+pub fn pack_file_into<W: Write + Send>(
+    path: &Path,
+    title: &str,
+    sink: W,
+) -> Result<String, PackError> {
+    pack_into(path, sink, |builder| {
+        // Followed, as a file layer's source is: a symlink given as the output is its file.
+        let meta = fs::metadata(path).map_err(|source| PackError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        append_file(builder, path, Path::new(title), &meta)
+    })
+}
+
+/// The tar+gzip pipeline: `fill` appends the entries on this thread while a second
+/// thread compresses into `sink`. Returns the digest of the uncompressed tar.
+fn pack_into<W: Write + Send>(
+    source: &Path,
+    sink: W,
+    fill: impl FnOnce(&mut tar::Builder<Hashing<BlockSender>>) -> Result<(), PackError>,
+) -> Result<String, PackError> {
+    let write_error = |source_error| PackError::Write {
+        path: source.to_path_buf(),
+        source: source_error,
     };
     let (sender, receiver) = mpsc::sync_channel::<Vec<u8>>(PIPE_DEPTH);
 
@@ -204,7 +234,7 @@ pub fn pack_directory_into<W: Write + Send>(
             });
             let mut builder = tar::Builder::new(sink);
             builder.mode(tar::HeaderMode::Complete);
-            append_tree(&mut builder, dir, Path::new(title))?;
+            fill(&mut builder)?;
             let mut sink = builder.into_inner().map_err(write_error)?;
             sink.inner.send_block().map_err(write_error)?;
             Ok::<_, PackError>(sink.finish().0)
@@ -355,18 +385,7 @@ fn append_tree<W: Write>(
         if file_type.is_dir() {
             append_tree(builder, &child_path, &child_name)?;
         } else if file_type.is_file() {
-            let mut header = header_for(&meta, tar::EntryType::Regular);
-            header.set_size(meta.len());
-            let file = File::open(&child_path).map_err(read_error(&child_path))?;
-            let opened = file.metadata().map_err(read_error(&child_path))?;
-            if opened.ino() != meta.ino() || opened.len() != meta.len() {
-                return Err(PackError::Changed {
-                    path: child_path,
-                    what: "it was replaced while the directory was read".into(),
-                });
-            }
-            let data = Unchanging::new(file, &meta);
-            append(builder, &mut header, &child_name, data, &child_path)?;
+            append_file(builder, &child_path, &child_name, &meta)?;
         } else if file_type.is_symlink() {
             let target = fs::read_link(&child_path).map_err(read_error(&child_path))?;
             let mut header = header_for(&meta, tar::EntryType::Symlink);
@@ -384,6 +403,38 @@ fn append_tree<W: Write>(
         }
     }
     Ok(())
+}
+
+/// Append the regular file at `path` (whose metadata was `meta` when it was listed) as
+/// `name`; refused when it was replaced since, or changes while it is read.
+fn append_file<W: Write>(
+    builder: &mut tar::Builder<W>,
+    path: &Path,
+    name: &Path,
+    meta: &fs::Metadata,
+) -> Result<(), PackError> {
+    if !meta.is_file() {
+        return Err(PackError::Unsupported {
+            path: path.to_path_buf(),
+            kind: kind_of(&meta.file_type()),
+        });
+    }
+    let read_error = |source| PackError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut header = header_for(meta, tar::EntryType::Regular);
+    header.set_size(meta.len());
+    let file = File::open(path).map_err(read_error)?;
+    let opened = file.metadata().map_err(read_error)?;
+    if opened.ino() != meta.ino() || opened.len() != meta.len() {
+        return Err(PackError::Changed {
+            path: path.to_path_buf(),
+            what: "it was replaced while it was packed".into(),
+        });
+    }
+    let data = Unchanging::new(file, meta);
+    append(builder, &mut header, name, data, path)
 }
 
 fn append<W: Write>(
