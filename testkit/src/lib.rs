@@ -24,6 +24,7 @@ pub mod oras_py;
 pub mod registry;
 pub mod s3;
 pub mod tls;
+pub mod token_server;
 pub mod tools;
 
 pub use control_plane::ControlPlane;
@@ -32,3 +33,4 @@ pub use node::Node;
 pub use oras_py::OrasPy;
 pub use registry::{Registry, RegistryError};
 pub use s3::S3Server;
+pub use token_server::TokenServer;

@@ -32,6 +32,15 @@ impl TestRegistry {
         Self::wrap(Registry::start_with_htpasswd(htpasswd_line))
     }
 
+    /// A registry that trusts the tokens of `tokens` (and asks clients for them).
+    pub fn start_behind(tokens: &oras_testkit::TokenServer) -> Self {
+        Self::wrap(Registry::start_with_env(
+            std::path::Path::new(oras_testkit::registry::REGISTRY_BINARY),
+            free_port(),
+            tokens.registry_env(),
+        ))
+    }
+
     /// go-containerregistry's registry with the referrers API (from `make tools`).
     pub fn start_with_referrers_api() -> Self {
         Self::wrap(Registry::start_with_referrers_api())
