@@ -444,6 +444,7 @@ fn place(
             Ok(layout::unpack::extract_archive(
                 temp.as_file(),
                 target,
+                &title,
                 &layer,
                 content_digest.as_deref(),
             )?)

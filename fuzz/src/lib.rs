@@ -196,7 +196,7 @@ pub fn archive(data: &[u8]) {
     gz.write_all(data).expect("compress");
     gz.finish().expect("compress");
 
-    let result = layout::unpack::extract_archive(&blob, &target, "fuzz", None);
+    let result = layout::unpack::extract_archive(&blob, &target, Path::new("fuzz"), "fuzz", None);
     let names = |dir: &Path| -> Vec<PathBuf> {
         let mut names: Vec<_> = fs::read_dir(dir)
             .expect("list")

@@ -9,8 +9,10 @@
 //!   followed when it leads to a place beneath the target and refused, naming the title
 //!   and the symlink, when it leads outside; the title itself, when it is a symlink, is
 //!   replaced by the file, never written through;
-//! - an archive replaces the top-level names it holds, whatever they are in the target
-//!   (a symlink included), and is never extracted through them.
+//! - an archive replaces what it holds at its title, whatever that is in the target (a
+//!   symlink included), and is never extracted through it; the directories on the way
+//!   to a nested title (`out` of `out/analysis`) are kept when they are directories,
+//!   and replaced otherwise.
 
 use std::ffi::OsStr;
 use std::fs::{self, File};
@@ -133,12 +135,14 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
-/// Extract the tar+gzip `archive` into `target`. `layer` names the layer in messages;
-/// `content_digest` is the expected digest of the uncompressed tar when known.
-/// Returns the top-level names placed in `target`.
+/// Extract the tar+gzip `archive` titled `title` into `target`. `layer` names the layer
+/// in messages; `content_digest` is the expected digest of the uncompressed tar when
+/// known. Returns the paths placed, relative to `target`: the title's, for an archive
+/// whose entries all lie under its title, as ORAS tools write them.
 pub fn extract_archive(
     archive: &File,
     target: &Path,
+    title: &Path,
     layer: &str,
     content_digest: Option<&str>,
 ) -> Result<Vec<PathBuf>, UnpackError> {
@@ -206,13 +210,57 @@ pub fn extract_archive(
         )))?;
     }
     let mut placed = Vec::new();
-    let mut tops: Vec<_> = fs::read_dir(staging.path())
+    let title: Vec<&OsStr> = title.iter().collect();
+    move_into_place(
+        staging.path(),
+        target,
+        &title,
+        Path::new(""),
+        layer,
+        &mut placed,
+    )?;
+    Ok(placed)
+}
+
+/// Move what `staging` holds into `target`, replacing what is there, except along the
+/// way to the title: a directory of the target the title goes through (`out` for the
+/// title `out/analysis`) is kept and entered, so that what else it holds (another
+/// layer's `out/a.txt`) stays. Anything else in the way is replaced, never entered: a
+/// symlink of the target is not followed. Records the paths placed, relative to the
+/// target of the pull.
+fn move_into_place(
+    staging: &Path,
+    target: &Path,
+    title: &[&OsStr],
+    relative: &Path,
+    layer: &str,
+    placed: &mut Vec<PathBuf>,
+) -> Result<(), UnpackError> {
+    let io_error = |context: String| {
+        let layer = layer.to_string();
+        move |source| UnpackError::Io {
+            layer,
+            context,
+            source,
+        }
+    };
+    let mut entries: Vec<_> = fs::read_dir(staging)
         .map_err(io_error("cannot list the staging directory".into()))?
         .collect::<Result<_, _>>()
         .map_err(io_error("cannot list the staging directory".into()))?;
-    tops.sort_by_key(|e| e.file_name());
-    for top in tops {
-        let dest = target.join(top.file_name());
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name();
+        let (source, dest) = (entry.path(), target.join(&name));
+        let relative = relative.join(&name);
+        let on_the_way = title.len() > 1
+            && title[0] == name.as_os_str()
+            && fs::symlink_metadata(&source).is_ok_and(|meta| meta.is_dir());
+        let real_dir = |path: &Path| fs::symlink_metadata(path).is_ok_and(|meta| meta.is_dir());
+        if on_the_way && real_dir(&dest) {
+            move_into_place(&source, &dest, &title[1..], &relative, layer, placed)?;
+            continue;
+        }
         if let Ok(meta) = fs::symlink_metadata(&dest) {
             tracing::warn!("replacing {} with the content of {layer}", dest.display());
             let removed = if meta.is_dir() {
@@ -222,11 +270,25 @@ pub fn extract_archive(
             };
             removed.map_err(io_error(format!("cannot replace {}", dest.display())))?;
         }
-        fs::rename(top.path(), &dest)
-            .map_err(io_error(format!("cannot move into {}", dest.display())))?;
-        placed.push(PathBuf::from(top.file_name()));
+        match fs::rename(&source, &dest) {
+            // Another layer, placed at the same time, made the directory meanwhile.
+            Err(err)
+                if on_the_way
+                    && matches!(
+                        err.kind(),
+                        io::ErrorKind::DirectoryNotEmpty | io::ErrorKind::AlreadyExists
+                    )
+                    && real_dir(&dest) =>
+            {
+                move_into_place(&source, &dest, &title[1..], &relative, layer, placed)?;
+            }
+            moved => {
+                moved.map_err(io_error(format!("cannot move into {}", dest.display())))?;
+                placed.push(relative);
+            }
+        }
     }
-    Ok(placed)
+    Ok(())
 }
 
 /// Lexically clean relative path of an entry, or why it is refused.
@@ -467,6 +529,7 @@ mod tests {
         let placed = extract_archive(
             packed.file.as_file(),
             &target,
+            Path::new("results"),
             "results",
             Some(&packed.content_digest),
         )
@@ -487,6 +550,48 @@ mod tests {
         assert_eq!(mode & 0o777, 0o755);
         // Only the result is left: no staging directory.
         assert_eq!(fs::read_dir(&target).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_nested_title_replaces_only_itself_and_never_goes_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("analysis");
+        fs::create_dir_all(&src).unwrap();
+        fs::write(src.join("new.txt"), "new").unwrap();
+        let packed = crate::layout::pack::pack_directory(&src, "out/analysis", dir.path()).unwrap();
+        let extract = |target: &Path| {
+            extract_archive(
+                packed.file.as_file(),
+                target,
+                Path::new("out/analysis"),
+                "out/analysis",
+                Some(&packed.content_digest),
+            )
+            .unwrap()
+        };
+
+        // Another layer's file beside the title stays; the title's old content goes.
+        let target = dir.path().join("target");
+        fs::create_dir_all(target.join("out/analysis")).unwrap();
+        fs::write(target.join("out/a.txt"), "a").unwrap();
+        fs::write(target.join("out/analysis/old.txt"), "old").unwrap();
+        assert_eq!(extract(&target), [PathBuf::from("out/analysis")]);
+        assert_eq!(fs::read_to_string(target.join("out/a.txt")).unwrap(), "a");
+        assert_eq!(
+            fs::read_to_string(target.join("out/analysis/new.txt")).unwrap(),
+            "new"
+        );
+        assert!(!target.join("out/analysis/old.txt").exists());
+
+        // A symlink on the way is replaced, not followed.
+        let (target, outside) = (dir.path().join("target2"), dir.path().join("outside"));
+        fs::create_dir_all(&target).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, target.join("out")).unwrap();
+        assert_eq!(extract(&target), [PathBuf::from("out")]);
+        assert!(fs::symlink_metadata(target.join("out")).unwrap().is_dir());
+        assert!(target.join("out/analysis/new.txt").is_file());
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
     }
 
     #[test]
