@@ -146,14 +146,7 @@ pub fn extract_archive(
     layer: &str,
     content_digest: Option<&str>,
 ) -> Result<Vec<PathBuf>, UnpackError> {
-    let io_error = |context: String| {
-        let layer = layer.to_string();
-        move |source| UnpackError::Io {
-            layer,
-            context,
-            source,
-        }
-    };
+    let io_error = |context: String| io_failure(layer, context);
     let staging = tempfile::Builder::new()
         .prefix(".oras-agent-unpack-")
         .tempdir_in(target)
@@ -236,14 +229,7 @@ fn move_into_place(
     layer: &str,
     placed: &mut Vec<PathBuf>,
 ) -> Result<(), UnpackError> {
-    let io_error = |context: String| {
-        let layer = layer.to_string();
-        move |source| UnpackError::Io {
-            layer,
-            context,
-            source,
-        }
-    };
+    let io_error = |context: String| io_failure(layer, context);
     let mut entries: Vec<_> = fs::read_dir(staging)
         .map_err(io_error("cannot list the staging directory".into()))?
         .collect::<Result<_, _>>()
@@ -289,6 +275,16 @@ fn move_into_place(
         }
     }
     Ok(())
+}
+
+/// The error of an I/O step of unpacking `layer`, described by `context`.
+fn io_failure(layer: &str, context: String) -> impl FnOnce(io::Error) -> UnpackError {
+    let layer = layer.to_string();
+    move |source| UnpackError::Io {
+        layer,
+        context,
+        source,
+    }
 }
 
 /// Lexically clean relative path of an entry, or why it is refused.
